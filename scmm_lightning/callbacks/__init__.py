@@ -1,0 +1,5 @@
+"""Callbacks."""
+
+from .run_summary import RunSummary
+
+__all__ = ["RunSummary"]

@@ -1,0 +1,47 @@
+"""Electrode registry: canonical upper-case 10-20 names and each corpus's channel order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SEED_62: tuple[str, ...] = tuple(
+    """FP1 FPZ FP2 AF3 AF4 F7 F5 F3 F1 FZ F2 F4 F6 F8 FT7 FC5 FC3 FC1 FCZ FC2 FC4 FC6 FT8 T7 C5 C3
+    C1 CZ C2 C4 C6 T8 TP7 CP5 CP3 CP1 CPZ CP2 CP4 CP6 TP8 P7 P5 P3 P1 PZ P2 P4 P6 P8 PO7 PO5 PO3
+    POZ PO4 PO6 PO8 CB1 O1 OZ O2 CB2""".split()
+)
+"""SEED and SEED-IV electrode order (62 channels)."""
+
+DEAP_32: tuple[str, ...] = tuple(
+    """FP1 AF3 F3 F7 FC5 FC1 C3 T7 CP5 CP1 P3 P7 PO3 O1 OZ PZ FP2 AF4 FZ F4 F8 FC6 FC2 CZ C4 T8
+    CP6 CP2 P4 P8 PO4 O2""".split()
+)
+"""DEAP EEG channel order (Geneva layout, first 32 of the 40 recorded channels)."""
+
+CORPUS_CHANNELS: dict[str, tuple[str, ...]] = {
+    "seed": SEED_62,
+    "seed_iv": SEED_62,
+    "deap": DEAP_32,
+}
+
+
+def canonical(name: str) -> str:
+    """Canonical electrode name: upper case, without an ``EEG `` prefix or reference suffix."""
+    name = name.strip().upper()
+    if name.startswith("EEG "):
+        name = name[4:]
+    return name.split("-")[0].strip()
+
+
+def select_channels(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
+    """Indices into ``available`` of the electrodes ``wanted``, in the order of ``wanted``.
+
+    Raises ``ValueError`` naming every wanted electrode that ``available`` lacks.
+    """
+    index = {canonical(n): i for i, n in enumerate(available)}
+    missing = [n for n in wanted if canonical(n) not in index]
+    if missing:
+        raise ValueError(
+            f"electrodes {missing} are not in the montage {list(available)}; "
+            "choose a common montage that both corpora share (e.g. DEAP_32)"
+        )
+    return [index[canonical(n)] for n in wanted]

@@ -1,0 +1,228 @@
+"""A synthetic DE-feature corpus, generated in memory from a seed (no download).
+
+Hierarchy: corpus -> subject -> session -> trial -> 1-second window; each window is a (C, F) matrix
+of DE-like values::
+
+    x = base + corpus_offset + subject_offset[s] + session_offset[s, e]
+        + class_strength * pattern[label] + trial_offset + drift_t + noise
+
+- ``base`` and ``pattern`` (class-specific spatial-spectral patterns) live on the 62-electrode
+  SEED montage and come from ``pattern_seed``: corpora generated with the same pattern seed share
+  them on the electrodes they share, so transfer between corpora is meaningful;
+- ``drift_t`` is an AR(1) process over the windows of a trial (short-term continuity);
+- the corpus-level shift, subject and session offsets come from ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from .channels import DEAP_32, SEED_62, select_channels
+from .windows import Normalization, WindowDataset, fit_normalization, make_loader, trial_split
+
+
+def default_montage(num_channels: int) -> tuple[str, ...]:
+    """DEAP's 32 electrodes for 32 channels, else the first ``num_channels`` of SEED's 62."""
+    if num_channels == 32:
+        return DEAP_32
+    if not 1 <= num_channels <= len(SEED_62):
+        raise ValueError(f"synthetic corpora support 1..62 channels, got num_channels={num_channels}")
+    return SEED_62[:num_channels]
+
+
+def generate_synthetic_corpus(
+    channels: Sequence[str],
+    num_classes: int = 3,
+    num_subjects: int = 15,
+    num_sessions: int = 1,
+    trials_per_session: int = 15,
+    windows_per_trial: int = 60,
+    num_bands: int = 5,
+    class_strength: float = 0.6,
+    subject_std: float = 0.5,
+    session_std: float = 0.2,
+    trial_std: float = 0.3,
+    corpus_shift: float = 1.0,
+    ar_coef: float = 0.9,
+    drift_std: float = 0.4,
+    noise_std: float = 0.3,
+    seed: int = 0,
+    pattern_seed: int = 1234,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Return ``features`` float32 (N, C, F) and metadata arrays (subject, session, trial, window, label)."""
+    if num_classes < 2 or trials_per_session < num_classes:
+        raise ValueError(
+            f"need num_classes >= 2 and trials_per_session >= num_classes, got {num_classes}, {trials_per_session}"
+        )
+    if not 0.0 <= ar_coef < 1.0:
+        raise ValueError(f"ar_coef must be in [0, 1), got {ar_coef}")
+    world = np.random.default_rng(pattern_seed)
+    base_all = np.linspace(2.0, 0.6, num_bands)[None, :] + 0.2 * world.standard_normal((len(SEED_62), num_bands))
+    bank = world.standard_normal((max(num_classes, 8), len(SEED_62), num_bands))
+    idx = select_channels(SEED_62, channels)
+    base, patterns = base_all[idx], bank[:num_classes, idx]
+
+    rng = np.random.default_rng(seed)
+    c, f = len(idx), num_bands
+    s, e, t, w = num_subjects, num_sessions, trials_per_session, windows_per_trial
+    corpus_offset = corpus_shift * rng.standard_normal((c, f))
+    subject_offset = subject_std * rng.standard_normal((s, 1, 1, 1, c, f))
+    session_offset = session_std * rng.standard_normal((s, e, 1, 1, c, f))
+    labels = np.stack([rng.permutation(np.arange(t) % num_classes) for _ in range(s * e)]).reshape(s, e, t)
+    trial_offset = trial_std * rng.standard_normal((s, e, t, 1, c, f))
+    innovations = rng.standard_normal((s, e, t, w, c, f))
+    drift = np.empty_like(innovations)
+    drift[:, :, :, 0] = innovations[:, :, :, 0]
+    gain = np.sqrt(1.0 - ar_coef**2)  # keeps the drift stationary with unit variance
+    for k in range(1, w):
+        drift[:, :, :, k] = ar_coef * drift[:, :, :, k - 1] + gain * innovations[:, :, :, k]
+    noise = noise_std * rng.standard_normal((s, e, t, w, c, f))
+    x = (
+        base
+        + corpus_offset
+        + subject_offset
+        + session_offset
+        + trial_offset
+        + class_strength * patterns[labels][:, :, :, None]
+        + drift_std * drift
+        + noise
+    )
+    grid = np.meshgrid(np.arange(s), np.arange(e), np.arange(t), np.arange(w), indexing="ij")
+    metadata = {
+        "subject": grid[0].ravel(),
+        "session": grid[1].ravel(),
+        "trial": grid[2].ravel(),
+        "window": grid[3].ravel(),
+        "label": np.broadcast_to(labels[..., None], (s, e, t, w)).ravel(),
+    }
+    return x.reshape(-1, c, f).astype(np.float32), metadata
+
+
+class SyntheticEEGDataModule(L.LightningDataModule):
+    """Synthetic corpus for pre-training demos and tests (see module docstring for the model).
+
+    Two different corpora come from different settings, e.g. ``num_channels=62, num_classes=3,
+    seed=0`` and ``num_channels=32, num_classes=2, seed=1`` (same ``pattern_seed``).
+
+    Args:
+        num_channels: electrodes (32 gives DEAP's montage, else the first of SEED's 62).
+        num_classes: emotion classes; trials are balanced over them within every session.
+        num_subjects: subjects.
+        num_sessions: sessions per subject.
+        trials_per_session: trials per session.
+        windows_per_trial: 1-second windows per trial.
+        num_bands: frequency bands.
+        class_strength: amplitude of the class patterns.
+        subject_std: std of per-subject offsets.
+        session_std: std of per-session offsets.
+        trial_std: std of per-trial offsets.
+        corpus_shift: std of the corpus-level offset.
+        ar_coef: AR(1) coefficient of the within-trial drift.
+        drift_std: std of the drift.
+        noise_std: std of white noise per window.
+        seed: corpus seed (offsets, labels, noise).
+        pattern_seed: seed of the patterns shared between corpora.
+        batch_size: training batch size (originals per step).
+        num_workers: DataLoader workers.
+        normalization: ``minmax`` / ``zscore`` / ``none``, fitted on the training split only.
+        val_trials: last trials of every subject-session held out for validation (0: none).
+        shuffle_seed: seed of the epoch-wise training order.
+    """
+
+    def __init__(
+        self,
+        num_channels: int = 62,
+        num_classes: int = 3,
+        num_subjects: int = 15,
+        num_sessions: int = 1,
+        trials_per_session: int = 15,
+        windows_per_trial: int = 60,
+        num_bands: int = 5,
+        class_strength: float = 0.6,
+        subject_std: float = 0.5,
+        session_std: float = 0.2,
+        trial_std: float = 0.3,
+        corpus_shift: float = 1.0,
+        ar_coef: float = 0.9,
+        drift_std: float = 0.4,
+        noise_std: float = 0.3,
+        seed: int = 0,
+        pattern_seed: int = 1234,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        normalization: Normalization = "minmax",
+        val_trials: int = 0,
+        shuffle_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.channel_names = default_montage(num_channels)
+        if not 0 <= val_trials < trials_per_session:
+            raise ValueError(f"val_trials must be in [0, trials_per_session), got {val_trials}")
+        self.train_set: WindowDataset | None = None
+        self.val_set: WindowDataset | None = None
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def num_bands(self) -> int:
+        return int(self.hparams.num_bands)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.hparams.num_classes)
+
+    def generate(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        hp = self.hparams
+        return generate_synthetic_corpus(
+            self.channel_names,
+            hp.num_classes,
+            hp.num_subjects,
+            hp.num_sessions,
+            hp.trials_per_session,
+            hp.windows_per_trial,
+            hp.num_bands,
+            hp.class_strength,
+            hp.subject_std,
+            hp.session_std,
+            hp.trial_std,
+            hp.corpus_shift,
+            hp.ar_coef,
+            hp.drift_std,
+            hp.noise_std,
+            hp.seed,
+            hp.pattern_seed,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        features, meta = self.generate()
+        train, val = trial_split(meta, hp.trials_per_session - hp.val_trials)
+        shift, scale = fit_normalization(features[train], hp.normalization)
+        features = (features - shift) / scale
+        self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
+        if val.any():
+            self.val_set = WindowDataset(features[val], {k: v[val] for k, v in meta.items()})
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        if len(self.train_set) < hp.batch_size:
+            raise ValueError(
+                f"the training split has {len(self.train_set)} windows, fewer than batch_size={hp.batch_size}; "
+                "lower data.init_args.batch_size or generate more windows"
+            )
+        return make_loader(self.train_set, hp.batch_size, True, True, hp.num_workers, hp.shuffle_seed)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        hp = self.hparams
+        return make_loader(self.val_set, hp.batch_size, False, len(self.val_set) >= hp.batch_size, hp.num_workers, 0)

@@ -1,0 +1,5 @@
+"""LightningModules."""
+
+from .scmm import SCMMPretraining
+
+__all__ = ["SCMMPretraining"]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scmm_lightning.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_fit(config: Path, tmp_path: Path, *extra: str) -> Path:
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            *extra,
+        ]
+    )
+    return tmp_path
+
+
+def epoch_losses(log_root: Path) -> list[float]:
+    (metrics,) = list(log_root.rglob("metrics.csv"))
+    rows = list(csv.DictReader(metrics.open()))
+    return [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+
+
+def test_fast_dev_run(tiny_config: Path, tmp_path: Path) -> None:
+    run_fit(tiny_config, tmp_path, "--trainer.fast_dev_run", "true")
+
+
+def test_two_epochs_decrease_the_loss_and_write_a_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
+    run_fit(tiny_config, tmp_path)
+    losses = epoch_losses(tmp_path)
+    assert len(losses) == 2
+    assert losses[1] < losses[0]
+    assert list(tmp_path.rglob("last.ckpt"))
+
+
+def test_same_seed_same_losses(tiny_config: Path, tmp_path: Path) -> None:
+    a = epoch_losses(run_fit(tiny_config, tmp_path / "a"))
+    b = epoch_losses(run_fit(tiny_config, tmp_path / "b"))
+    assert a == b
+
+
+def test_print_config_round_trips(tiny_config: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scmm_lightning",
+            "fit",
+            "--config",
+            str(tiny_config),
+            "--model.init_args.temperature",
+            "0.25",
+            "--print_config",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    printed = yaml.safe_load(out)
+    assert printed["model"]["class_path"] == "scmm_lightning.tasks.SCMMPretraining"
+    assert printed["model"]["init_args"]["temperature"] == 0.25
+    assert printed["data"]["init_args"]["batch_size"] == 32
+    dumped = tmp_path / "printed.yaml"
+    dumped.write_text(out)
+    again = subprocess.run(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(dumped), "--print_config"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert yaml.safe_load(again) == printed
+
+
+def test_help_lists_model_and_data_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert "--model" in out and "--data" in out and "--config" in out
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_experiment_config_runs(config: Path, tmp_path: Path) -> None:
+    """Smoke test of every YAML under experiments/ (one training and validation batch)."""
+    run_fit(config, tmp_path, "--trainer.fast_dev_run", "true")
+
+
+def test_bad_setting_names_the_option(tiny_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        run_fit(tiny_config, tmp_path, "--model.init_args.mask_mode", "blocks")
+    assert "mask_mode" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scmm_lightning.data import DEAP_32, SEED_62, SyntheticEEGDataModule, generate_synthetic_corpus
+
+
+def corpus(**kw):
+    args = dict(
+        channels=SEED_62,
+        num_classes=3,
+        num_subjects=4,
+        num_sessions=2,
+        trials_per_session=6,
+        windows_per_trial=30,
+        seed=0,
+    )
+    args.update(kw)
+    return generate_synthetic_corpus(**args)
+
+
+def test_shapes_hierarchy_and_balanced_labels() -> None:
+    x, meta = corpus()
+    assert x.shape == (4 * 2 * 6 * 30, 62, 5) and x.dtype == np.float32
+    assert set(np.unique(meta["subject"])) == {0, 1, 2, 3}
+    for s in range(4):
+        for e in range(2):
+            sel = (meta["subject"] == s) & (meta["session"] == e) & (meta["window"] == 0)
+            assert np.bincount(meta["label"][sel]).tolist() == [2, 2, 2]
+    # one label per trial
+    key = meta["subject"] * 100 + meta["session"] * 10 + meta["trial"]
+    for k in np.unique(key):
+        assert len(np.unique(meta["label"][key == k])) == 1
+
+
+def test_deterministic_from_seed() -> None:
+    a, _ = corpus()
+    b, _ = corpus()
+    c, _ = corpus(seed=1)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_neighbouring_windows_are_more_similar_than_distant_ones() -> None:
+    x, meta = corpus(ar_coef=0.9, noise_std=0.1)
+    t = x.reshape(4, 2, 6, 30, -1)
+    d1 = np.mean((t[:, :, :, 1:] - t[:, :, :, :-1]) ** 2)
+    d20 = np.mean((t[:, :, :, 20:] - t[:, :, :, :-20]) ** 2)
+    assert d1 < 0.5 * d20
+
+
+def test_class_patterns_and_subject_offsets_are_present() -> None:
+    x, meta = corpus(class_strength=1.0, subject_std=0.8)
+    flat = x.reshape(len(x), -1)
+    # class means differ far more than their standard error
+    means = np.stack([flat[meta["label"] == k].mean(0) for k in range(3)])
+    assert np.linalg.norm(means[0] - means[1]) > 5 * flat.std() / np.sqrt((meta["label"] == 0).sum()) * np.sqrt(
+        flat.shape[1]
+    )
+    # within-subject spread smaller than across-subject spread of means
+    subj = np.stack([flat[meta["subject"] == s].mean(0) for s in range(4)])
+    assert subj.std(0).mean() > 0.4
+
+
+def test_two_corpora_share_patterns_on_shared_electrodes() -> None:
+    a, ma = corpus(
+        class_strength=2.0,
+        corpus_shift=0.0,
+        subject_std=0.0,
+        session_std=0.0,
+        trial_std=0.0,
+        noise_std=0.0,
+        drift_std=0.0,
+    )
+    b, mb = corpus(
+        channels=DEAP_32,
+        num_classes=2,
+        class_strength=2.0,
+        corpus_shift=0.0,
+        subject_std=0.0,
+        session_std=0.0,
+        trial_std=0.0,
+        noise_std=0.0,
+        drift_std=0.0,
+        seed=5,
+    )
+    assert b.shape[1:] == (32, 5)
+    idx = [SEED_62.index(n) for n in DEAP_32]
+    a0 = a[ma["label"] == 0][0][idx]
+    b0 = b[mb["label"] == 0][0]
+    np.testing.assert_allclose(a0, b0, rtol=1e-5)  # same class, same electrode, no nuisances
+
+
+def test_datamodule_normalises_on_training_split_only() -> None:
+    dm = SyntheticEEGDataModule(num_subjects=2, trials_per_session=5, windows_per_trial=10, val_trials=2, batch_size=8)
+    dm.setup("fit")
+    tr = dm.train_set.x.numpy()
+    assert tr.min() == pytest.approx(0.0, abs=1e-6) and tr.max() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(tr.min(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(tr.max(axis=0), 1, atol=1e-6)
+    va = dm.val_set.x.numpy()
+    assert va.min() < 0 or va.max() > 1  # val statistics were not used
+    assert set(dm.train_set.meta["trial"].unique().tolist()) == {0, 1, 2}
+    assert set(dm.val_set.meta["trial"].unique().tolist()) == {3, 4}
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape == (8, 62, 5) and batch["label"].shape == (8,)
+
+
+def test_batch_size_larger_than_data_is_a_clear_error() -> None:
+    dm = SyntheticEEGDataModule(num_subjects=1, trials_per_session=3, windows_per_trial=2, batch_size=64)
+    dm.setup("fit")
+    with pytest.raises(ValueError, match="batch_size"):
+        dm.train_dataloader()
