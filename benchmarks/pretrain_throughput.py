@@ -8,7 +8,14 @@
 Both are timed alternately in the same process (this machine is noisy) and the median step time
 is reported. Last line: JSON with scmm_samples_per_s, floor_samples_per_s, ratio.
 
+With ``--devices W`` (W > 1) it instead measures the cost of global negatives under DDP on the CPU:
+W gloo processes, each with B / W originals and 1 / W of the threads, gathering rows for the loss
+and aggregator and averaging gradients as DDP does, against one process on the global batch B.
+Last line: JSON with single_process_ms, multi_process_ms, gather_ms (time inside gathers),
+overhead_ratio (multi / single).
+
     python benchmarks/pretrain_throughput.py [--batch 256 --channels 62 --mask-num 1 --steps 30]
+    python benchmarks/pretrain_throughput.py --devices 2
 """
 
 from __future__ import annotations
@@ -35,6 +42,110 @@ def floor_step(module: SCMMPretraining, rows: torch.Tensor) -> None:
     (module.projector(h).sum() + module.decoder(h).sum()).backward()
 
 
+def ddp_worker(rank: int, args: argparse.Namespace, port: int, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    import scmm_lightning.distributed as sd
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=args.devices)
+    torch.set_num_threads(max(1, args.total_threads // args.devices))
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=args.channels, num_bands=args.bands, mask_num=args.mask_num).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=3e-4)
+    x = torch.rand(args.batch // args.devices, args.channels, args.bands)
+    gen = torch.Generator().manual_seed(rank)
+    gather_time = [0.0]
+    original = sd.gather_rows
+
+    def timed_gather(t: torch.Tensor, sync_grads: bool = True) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out_t = original(t, sync_grads)
+        gather_time[0] += time.perf_counter() - t0
+        return out_t
+
+    sd.gather_rows = timed_gather
+    import scmm_lightning.tasks.scmm as task_module
+
+    task_module.gather_rows = timed_gather
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        module.compute_losses(x, gen)["loss"].backward()
+        grads = [p.grad for p in module.parameters()]
+        flat = torch.cat([g.flatten() for g in grads])  # one bucket, as DDP all-reduces after backward
+        dist.all_reduce(flat)
+        flat /= args.devices
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    gather_time[0] = 0.0
+    for _ in range(args.steps):
+        dist.barrier()
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    if rank == 0:
+        torch.save({"step": statistics.median(times), "gather": gather_time[0] / args.steps}, out)
+    dist.destroy_process_group()
+
+
+def run_devices(args: argparse.Namespace) -> None:
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    args.total_threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(args.total_threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=args.channels, num_bands=args.bands, mask_num=args.mask_num).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=3e-4)
+    x = torch.rand(args.batch, args.channels, args.bands)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(args.warmup):
+        scmm_step(module, optimizer, x, gen)
+    single = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        scmm_step(module, optimizer, x, gen)
+        single.append(time.perf_counter() - t0)
+    single_s = statistics.median(single)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/result.pt"
+        mp.spawn(ddp_worker, args=(args, port, out), nprocs=args.devices, join=True)
+        multi = torch.load(out)
+    print(f"global batch {args.batch} originals, {args.channels} channels, {args.total_threads} threads in all")
+    print(f"1 process             : {single_s * 1e3:7.2f} ms / step")
+    print(
+        f"{args.devices} processes (gloo)   : {multi['step'] * 1e3:7.2f} ms / step "
+        f"({multi['gather'] * 1e3:.2f} ms of it in forward gathers)"
+    )
+    print(
+        json.dumps(
+            {
+                "single_process_ms": round(single_s * 1e3, 2),
+                "multi_process_ms": round(multi["step"] * 1e3, 2),
+                "gather_ms": round(multi["gather"] * 1e3, 2),
+                "overhead_ratio": round(multi["step"] / single_s, 3),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256)
@@ -44,7 +155,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--devices", type=int, default=1, help="> 1: DDP gather overhead on the CPU (gloo)")
     args = parser.parse_args()
+    if args.devices > 1:
+        run_devices(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -71,3 +71,11 @@ def test_optimizer_defaults_follow_reference() -> None:
     assert opt.defaults["lr"] == 5e-4 and opt.defaults["betas"] == (0.9, 0.99)
     decays = sorted(g["weight_decay"] for g in opt.param_groups)
     assert decays == [0.0, 3e-4]  # loss-weight scales are not decayed
+
+
+def test_mask_seeds_differ_per_rank_and_repeat_per_seed() -> None:
+    from scmm_lightning.tasks.scmm import step_seed
+
+    seeds = {step_seed(0, rank, epoch, b) for rank in range(4) for epoch in range(3) for b in range(50)}
+    assert len(seeds) == 4 * 3 * 50
+    assert step_seed(7, 1, 2, 3) == step_seed(7, 1, 2, 3) and step_seed(7, 1, 2, 3) != step_seed(8, 1, 2, 3)

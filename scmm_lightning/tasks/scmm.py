@@ -133,11 +133,15 @@ class SCMMPretraining(L.LightningModule):
         self._mask_generator.manual_seed(step_seed(base, self.global_rank, self.current_epoch, batch_idx))
         return self._mask_generator
 
-    def compute_losses(self, x: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
-        """All SCMM losses for a batch of originals ``x`` (B, C, F)."""
+    def compute_losses(
+        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """All SCMM losses for a batch of originals ``x`` (B, C, F); ``masked`` (M B, C, F, copy-major)
+        replaces the drawn masked copies when given (tests compare runs on identical masks)."""
         hp = self.hparams
         b = x.shape[0]
-        masked, _ = self.masking(x, generator)
+        if masked is None:
+            masked, _ = self.masking(x, generator)
         inputs = torch.cat([x, masked])
         n_local = inputs.shape[0]
         h = self.encoder(inputs)
@@ -191,6 +195,7 @@ class SCMMPretraining(L.LightningModule):
             on_step=False,
             on_epoch=True,
             batch_size=x.shape[0],
+            sync_dist=sync,
         )
         return losses["loss"]
 

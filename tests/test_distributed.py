@@ -1,0 +1,80 @@
+"""Global negatives under DDP: 2 gloo processes on the CPU against one process on the global batch."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ddp_inputs import global_inputs
+
+from scmm_lightning.losses import SoftContrastiveLoss, similarity_matrix
+from scmm_lightning.losses.soft_contrastive import masked_logits
+from scmm_lightning.model import SimilarityAggregator
+from scmm_lightning.tasks import SCMMPretraining
+
+HERE = Path(__file__).resolve().parent
+TOL = dict(rtol=1e-5, atol=1e-5)  # float32; the issue's bar is 1e-5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp") / "result"
+    subprocess.run(
+        [sys.executable, str(HERE / "ddp_worker.py"), str(out), "--port", str(free_port())], check=True, timeout=300
+    )
+    return [torch.load(f"{out}.rank{r}", weights_only=False) for r in range(2)]
+
+
+@pytest.mark.ddp
+def test_loss_and_aggregator_gradients_match_one_process(ranks: list[dict]) -> None:
+    g = global_inputs()
+    b = g["x"].shape[0]
+    z = g["z"].clone().requires_grad_(True)
+    v = g["values"].clone().requires_grad_(True)
+    inputs = torch.cat([g["x"], g["masked"]])
+    sample = torch.arange(z.shape[0]) % b
+    sim = similarity_matrix(z, z)
+    logits = masked_logits(sim, 0.5)
+    loss_c = SoftContrastiveLoss(0.5, 0.6, 0.3)(sim, inputs, sample, logits=logits)
+    loss_r = ((SimilarityAggregator(0.5)(sim, v, logits=logits) - g["target"]) ** 2).mean()
+    (loss_c + loss_r).backward()
+    for r in ranks:
+        torch.testing.assert_close(r["loss_pair"], torch.stack([loss_c, loss_r]).detach(), **TOL)
+        torch.testing.assert_close(r["grad_z"], z.grad[r["idx"]], **TOL)
+        torch.testing.assert_close(r["grad_v"], v.grad[r["idx"]], **TOL)
+
+
+@pytest.mark.ddp
+def test_module_losses_and_parameter_gradients_match_one_process(ranks: list[dict]) -> None:
+    g = global_inputs()
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=g["x"].shape[1], num_bands=g["x"].shape[2], mask_num=1).eval()
+    losses = module.compute_losses(g["x"], None, masked=g["masked"])
+    losses["loss"].backward()
+    for r in ranks:
+        for k, v in losses.items():
+            torch.testing.assert_close(r["module_losses"][k], v.detach(), **TOL)
+        for name, p in module.named_parameters():
+            torch.testing.assert_close(r["module_grads"][name], p.grad, **TOL, msg=name)
+
+
+@pytest.mark.ddp
+def test_local_negatives_switch_changes_the_loss(ranks: list[dict]) -> None:
+    """Per-rank batches (global_negatives=False) are a different objective: check they differ."""
+    g = global_inputs()
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=g["x"].shape[1], num_bands=g["x"].shape[2]).eval()
+    half = g["x"].shape[0] // 2
+    masked = g["masked"][:half]
+    local = module.compute_losses(g["x"][:half], None, masked=masked)["contrastive"]
+    assert abs(local.item() - ranks[0]["module_losses"]["contrastive"].item()) > 1e-3
