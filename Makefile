@@ -3,7 +3,7 @@ PYTHON ?= python
 CONFIG ?= experiments/synthetic.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint bench
+.PHONY: help install demo test test-all lint bench bench-de
 
 help: ## show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -27,3 +27,6 @@ lint: ## ruff lint and format check
 
 bench: ## pre-training throughput: SCMM step vs its floor (last line JSON)
 	$(PYTHON) benchmarks/pretrain_throughput.py
+
+bench-de: ## DEAP-shaped raw -> DE extraction and cache reload times (last line JSON)
+	$(PYTHON) benchmarks/de_extraction.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import lightning as L
@@ -32,5 +33,17 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m scmm_lightning`` and the ``scmm-lightning`` console script."""
-    build_cli(list(args) if args is not None else None)
+    """Entry point of ``python -m scmm_lightning`` and the ``scmm-lightning`` console script.
+
+    Subcommands: ``fit``, ``validate``, ``test``, ``predict`` (LightningCLI) and ``prepare``
+    (build a corpus's feature cache).
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] == ["prepare"]:
+        from .prepare import main as prepare_main
+
+        code = prepare_main(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return
+    build_cli(argv)

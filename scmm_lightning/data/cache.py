@@ -1,0 +1,153 @@
+"""HDF5 cache of extracted window features + metadata, keyed by sources, parameters and version.
+
+A cache entry is ``{cache_dir}/{corpus}-{key}.h5`` where ``key`` hashes every source file's
+relative name, size and mtime, the extraction parameters and the package version: any change gives
+a new entry, never a stale read. Entries are written to a temporary file and renamed into place,
+so a crash leaves no half-written cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from .corpora.base import CorpusReader
+
+METADATA = ("subject", "session", "trial", "window", "label")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SCMM_CACHE_DIR") or Path.home() / ".cache" / "scmm_lightning")
+
+
+def cache_key(reader: CorpusReader) -> str:
+    files = []
+    for path in sorted(reader.source_files()):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: file missing (listed by the {reader.name} reader)") from None
+        files.append([str(path.relative_to(reader.root)), st.st_size, st.st_mtime_ns])
+    payload = {"corpus": reader.name, "files": files, "params": reader.params(), "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cache_path(reader: CorpusReader, cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir or default_cache_dir()).expanduser() / f"{reader.name}-{cache_key(reader)}.h5"
+
+
+@dataclass
+class CorpusTable:
+    """A corpus in memory: features (N, C, F) float32 and metadata arrays of length N."""
+
+    features: np.ndarray
+    metadata: dict[str, np.ndarray]
+    channel_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    corpus: str
+    params: dict[str, Any]
+
+    def summary(self) -> str:
+        m = self.metadata
+        trials = len({(s, e, t) for s, e, t in zip(m["subject"], m["session"], m["trial"])})
+        counts = np.bincount(m["label"], minlength=len(self.class_names))
+        lines = [
+            f"corpus:    {self.corpus}",
+            f"subjects:  {len(np.unique(m['subject']))}",
+            f"sessions:  {len({(s, e) for s, e in zip(m['subject'], m['session'])})} subject-sessions "
+            f"({len(np.unique(m['session']))} distinct)",
+            f"trials:    {trials}",
+            f"windows:   {len(self.features)}",
+            f"features:  {tuple(self.features.shape[1:])} (channels, bands)",
+            "labels:    " + ", ".join(f"{n}={int(c)}" for n, c in zip(self.class_names, counts)),
+        ]
+        return "\n".join(lines)
+
+
+def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Extract every recording of ``reader`` into the cache (streamed) unless already there."""
+    target = cache_path(reader, cache_dir)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recordings = reader.recordings()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(reader.source_files()), desc=f"building {reader.name} cache", unit="file", disable=not progress
+        )
+        with h5py.File(tmp, "w") as h5:
+            feats = None
+            meta = {}
+            n = 0
+            for rec in recordings:
+                w = len(rec.features)
+                if feats is None:
+                    c, f = rec.features.shape[1:]
+                    feats = h5.create_dataset(
+                        "features", (0, c, f), maxshape=(None, c, f), dtype="f4", chunks=(min(4096, max(w, 1)), c, f)
+                    )
+                    meta = {
+                        k: h5.create_dataset(k, (0,), maxshape=(None,), dtype="i8", chunks=(4096,)) for k in METADATA
+                    }
+                if rec.features.shape[1:] != feats.shape[1:]:
+                    raise ValueError(
+                        f"{rec.source}: feature shape {rec.features.shape[1:]} differs from "
+                        f"earlier files' {feats.shape[1:]}"
+                    )
+                feats.resize(n + w, axis=0)
+                feats[n:] = rec.features
+                values = {
+                    "subject": np.full(w, rec.subject),
+                    "session": np.full(w, rec.session),
+                    "trial": rec.trial,
+                    "window": rec.window,
+                    "label": rec.label,
+                }
+                for k in METADATA:
+                    meta[k].resize(n + w, axis=0)
+                    meta[k][n:] = values[k]
+                n += w
+                bar.update(1)
+            if feats is None:
+                raise ValueError(f"{reader.root}: the {reader.name} reader found no recordings")
+            h5.attrs["corpus"] = reader.name
+            h5.attrs["channel_names"] = json.dumps(list(reader.channel_names))
+            h5.attrs["class_names"] = json.dumps(list(reader.class_names))
+            h5.attrs["params"] = json.dumps(reader.params(), default=str)
+            h5.attrs["version"] = __version__
+        bar.close()
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_cache(path: str | Path) -> CorpusTable:
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            return CorpusTable(
+                features=h5["features"][()],
+                metadata={k: h5[k][()] for k in METADATA},
+                channel_names=tuple(json.loads(h5.attrs["channel_names"])),
+                class_names=tuple(json.loads(h5.attrs["class_names"])),
+                corpus=str(h5.attrs["corpus"]),
+                params=json.loads(h5.attrs["params"]),
+            )
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{path}: unreadable feature cache ({err}); delete it and run `prepare` again") from err

@@ -1,0 +1,18 @@
+"""Readers of the official corpus layouts."""
+
+from .base import CorpusError, CorpusReader, RawDEConfig, Recording
+from .deap import DeapReader
+from .seed import SeedIVReader, SeedReader
+
+READERS = {"seed": SeedReader, "seed_iv": SeedIVReader, "deap": DeapReader}
+
+__all__ = [
+    "READERS",
+    "CorpusError",
+    "CorpusReader",
+    "DeapReader",
+    "RawDEConfig",
+    "Recording",
+    "SeedIVReader",
+    "SeedReader",
+]
