@@ -55,7 +55,7 @@ def ddp_worker(rank: int, args: argparse.Namespace, port: int, out: str) -> None
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     module = SCMMPretraining(num_channels=args.channels, num_bands=args.bands, mask_num=args.mask_num).train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=3e-4)
+    optimizer = module.configure_optimizers()["optimizer"]
     x = torch.rand(args.batch // args.devices, args.channels, args.bands)
     gen = torch.Generator().manual_seed(rank)
     gather_time = [0.0]
@@ -110,7 +110,7 @@ def run_devices(args: argparse.Namespace) -> None:
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     module = SCMMPretraining(num_channels=args.channels, num_bands=args.bands, mask_num=args.mask_num).train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=3e-4)
+    optimizer = module.configure_optimizers()["optimizer"]
     x = torch.rand(args.batch, args.channels, args.bands)
     gen = torch.Generator().manual_seed(0)
     for _ in range(args.warmup):
@@ -166,7 +166,7 @@ def main() -> None:
     torch.set_flush_denormal(True)  # as SCMMPretraining does during fit; applies to both timings
     module = SCMMPretraining(num_channels=args.channels, num_bands=args.bands, mask_num=args.mask_num)
     module.train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=3e-4)
+    optimizer = module.configure_optimizers()["optimizer"]  # the optimizer training uses
     x = torch.rand(args.batch, args.channels, args.bands)
     rows = torch.rand(args.batch * (args.mask_num + 1), args.channels, args.bands)
     gen = torch.Generator().manual_seed(0)

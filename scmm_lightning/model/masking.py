@@ -65,4 +65,4 @@ class HybridMasking(nn.Module):
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         copies = x.repeat(self.num_masks, 1, 1)
         keep = self.keep_mask(copies.shape, x.device, generator)
-        return copies * keep, keep
+        return copies.masked_fill_(~keep, 0.0), keep
