@@ -16,7 +16,9 @@ def trials_of(ds) -> set[tuple[int, int, int]]:
 
 
 def test_trial_split_first_nine_train_last_six_test(seed_root: Path, tmp_path: Path) -> None:
-    dm = SeedDataModule(root=str(seed_root), cache_dir=str(tmp_path), batch_size=16)
+    dm = SeedDataModule(
+        root=str(seed_root), cache_dir=str(tmp_path), batch_size=16, split=SplitConfig(kind="trial", train_trials=9)
+    )
     dm.prepare_data()
     dm.setup("fit")
     train, test = trials_of(dm.train_set), trials_of(dm.test_set)

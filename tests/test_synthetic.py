@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scmm_lightning.data import DEAP_32, SEED_62, SyntheticEEGDataModule, generate_synthetic_corpus
+from scmm_lightning.data import DEAP_32, SEED_62, SplitConfig, SyntheticEEGDataModule, generate_synthetic_corpus
 
 
 def corpus(**kw):
@@ -92,16 +92,22 @@ def test_two_corpora_share_patterns_on_shared_electrodes() -> None:
 
 
 def test_datamodule_normalises_on_training_split_only() -> None:
-    dm = SyntheticEEGDataModule(num_subjects=2, trials_per_session=5, windows_per_trial=10, val_trials=2, batch_size=8)
+    dm = SyntheticEEGDataModule(
+        num_subjects=2,
+        trials_per_session=5,
+        windows_per_trial=10,
+        batch_size=8,
+        split=SplitConfig(kind="trial", train_trials=3),
+    )
     dm.setup("fit")
     tr = dm.train_set.x.numpy()
     assert tr.min() == pytest.approx(0.0, abs=1e-6) and tr.max() == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(tr.min(axis=0), 0, atol=1e-6)
     np.testing.assert_allclose(tr.max(axis=0), 1, atol=1e-6)
-    va = dm.val_set.x.numpy()
-    assert va.min() < 0 or va.max() > 1  # val statistics were not used
-    assert set(dm.train_set.meta["trial"].unique().tolist()) == {0, 1, 2}
-    assert set(dm.val_set.meta["trial"].unique().tolist()) == {3, 4}
+    te = dm.test_set.x.numpy()
+    assert te.min() < 0 or te.max() > 1  # test statistics were not used
+    assert set(dm.train_set.meta["trial"].unique().tolist()) == {1, 2, 3}
+    assert set(dm.test_set.meta["trial"].unique().tolist()) == {4, 5}
     batch = next(iter(dm.train_dataloader()))
     assert batch["x"].shape == (8, 62, 5) and batch["label"].shape == (8,)
 

@@ -1,9 +1,11 @@
 """Data: corpora -> window tables -> LightningDataModules."""
 
+from .base import WindowDataModule
 from .channels import DEAP_32, SEED_62, select_channels
-from .corpus_datamodule import DeapDataModule, EEGCorpusDataModule, SeedDataModule, SeedIVDataModule, SplitConfig
+from .corpus_datamodule import DeapDataModule, EEGCorpusDataModule, SeedDataModule, SeedIVDataModule
+from .splits import SplitConfig, cross_session_split, loso_split, trial_split
 from .synthetic import SyntheticEEGDataModule, generate_synthetic_corpus
-from .windows import WindowDataset, fit_normalization, trial_split
+from .windows import WindowDataset, fit_normalization
 
 __all__ = [
     "DeapDataModule",
@@ -14,6 +16,9 @@ __all__ = [
     "DEAP_32",
     "SEED_62",
     "SyntheticEEGDataModule",
+    "WindowDataModule",
+    "cross_session_split",
+    "loso_split",
     "WindowDataset",
     "fit_normalization",
     "generate_synthetic_corpus",

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
 
+from .base import WindowDataModule
 from .channels import DEAP_32, SEED_62, select_channels
-from .windows import Normalization, WindowDataset, fit_normalization, make_loader, trial_split
+from .splits import SplitConfig
+from .windows import Normalization
 
 
 def default_montage(num_channels: int) -> tuple[str, ...]:
@@ -102,18 +102,18 @@ def generate_synthetic_corpus(
     return x.reshape(-1, c, f).astype(np.float32), metadata
 
 
-class SyntheticEEGDataModule(L.LightningDataModule):
-    """Synthetic corpus for pre-training demos and tests (see module docstring for the model).
+class SyntheticEEGDataModule(WindowDataModule):
+    """Synthetic corpus for demos and tests (see the module docstring for the generative model).
 
     Two different corpora come from different settings, e.g. ``num_channels=62, num_classes=3,
     seed=0`` and ``num_channels=32, num_classes=2, seed=1`` (same ``pattern_seed``).
 
     Args:
-        num_channels: electrodes (32 gives DEAP's montage, else the first of SEED's 62).
+        num_channels: electrodes generated (32 gives DEAP's montage, else the first of SEED's 62).
         num_classes: emotion classes; trials are balanced over them within every session.
-        num_subjects: subjects.
-        num_sessions: sessions per subject.
-        trials_per_session: trials per session.
+        num_subjects: subjects (numbered from 1).
+        num_sessions: sessions per subject (numbered from 1).
+        trials_per_session: trials per session (numbered from 1).
         windows_per_trial: 1-second windows per trial.
         num_bands: frequency bands.
         class_strength: amplitude of the class patterns.
@@ -126,12 +126,18 @@ class SyntheticEEGDataModule(L.LightningDataModule):
         noise_std: std of white noise per window.
         seed: corpus seed (offsets, labels, noise).
         pattern_seed: seed of the patterns shared between corpora.
+        subjects: subject ids to keep (default all).
+        sessions: session ids to keep (default all).
+        channels: electrode names to keep, in this order (default all generated).
+        label_map: own class index -> new index; unmapped classes are dropped.
+        split: train/test split (default: none, everything trains).
+        normalization: ``minmax`` / ``zscore`` / ``none``, fitted on the training split only.
         batch_size: training batch size (originals per step).
         num_workers: DataLoader workers.
-        normalization: ``minmax`` / ``zscore`` / ``none``, fitted on the training split only.
-        val_trials: last trials of every subject-session held out for validation (0: none).
         shuffle_seed: seed of the epoch-wise training order.
     """
+
+    corpus_name = "synthetic"
 
     def __init__(
         self,
@@ -152,36 +158,40 @@ class SyntheticEEGDataModule(L.LightningDataModule):
         noise_std: float = 0.3,
         seed: int = 0,
         pattern_seed: int = 1234,
+        subjects: list[int] | None = None,
+        sessions: list[int] | None = None,
+        channels: list[str] | None = None,
+        label_map: dict[int, int] | None = None,
+        split: SplitConfig | None = None,
+        normalization: Normalization = "minmax",
         batch_size: int = 256,
         num_workers: int = 0,
-        normalization: Normalization = "minmax",
-        val_trials: int = 0,
         shuffle_seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            subjects,
+            sessions,
+            channels,
+            label_map,
+            split,
+            normalization,
+            batch_size,
+            num_workers,
+            shuffle_seed,
+            num_bands,
+        )
         self.save_hyperparameters()
-        self.channel_names = default_montage(num_channels)
-        if not 0 <= val_trials < trials_per_session:
-            raise ValueError(f"val_trials must be in [0, trials_per_session), got {val_trials}")
-        self.train_set: WindowDataset | None = None
-        self.val_set: WindowDataset | None = None
+        self.all_channel_names = default_montage(num_channels)
+        self.all_class_names = tuple(f"class{k}" for k in range(num_classes))
+        if num_classes < 2 or trials_per_session < num_classes:
+            raise ValueError(
+                f"need num_classes >= 2 and trials_per_session >= num_classes, got {num_classes}, {trials_per_session}"
+            )
 
-    @property
-    def num_channels(self) -> int:
-        return len(self.channel_names)
-
-    @property
-    def num_bands(self) -> int:
-        return int(self.hparams.num_bands)
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.hparams.num_classes)
-
-    def generate(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         hp = self.hparams
-        return generate_synthetic_corpus(
-            self.channel_names,
+        features, meta = generate_synthetic_corpus(
+            self.all_channel_names,
             hp.num_classes,
             hp.num_subjects,
             hp.num_sessions,
@@ -199,30 +209,6 @@ class SyntheticEEGDataModule(L.LightningDataModule):
             hp.seed,
             hp.pattern_seed,
         )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        hp = self.hparams
-        features, meta = self.generate()
-        train, val = trial_split(meta, hp.trials_per_session - hp.val_trials)
-        shift, scale = fit_normalization(features[train], hp.normalization)
-        features = (features - shift) / scale
-        self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
-        if val.any():
-            self.val_set = WindowDataset(features[val], {k: v[val] for k, v in meta.items()})
-
-    def train_dataloader(self) -> DataLoader:
-        hp = self.hparams
-        if len(self.train_set) < hp.batch_size:
-            raise ValueError(
-                f"the training split has {len(self.train_set)} windows, fewer than batch_size={hp.batch_size}; "
-                "lower data.init_args.batch_size or generate more windows"
-            )
-        return make_loader(self.train_set, hp.batch_size, True, True, hp.num_workers, hp.shuffle_seed)
-
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
-        hp = self.hparams
-        return make_loader(self.val_set, hp.batch_size, False, len(self.val_set) >= hp.batch_size, hp.num_workers, 0)
+        for key in ("subject", "session", "trial"):  # numbered from 1, as in the real corpora
+            meta[key] = meta[key] + 1
+        return features, meta

@@ -101,38 +101,3 @@ def fit_normalization(features: np.ndarray, kind: Normalization) -> tuple[np.nda
         raise ValueError(f"normalization {kind!r} unknown; choose minmax, zscore or none")
     scale = np.where(scale > 0, scale, 1.0)
     return shift.astype(np.float32), scale.astype(np.float32)
-
-
-def trial_split(metadata: dict[str, np.ndarray], first_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per subject and session: trials ranked by id, the first ``first_k`` -> first mask, rest -> second.
-
-    A pure function of the metadata: no trial ever lands on both sides.
-    """
-    trial = np.asarray(metadata["trial"])
-    first = np.zeros(trial.shape, dtype=bool)
-    keys = np.stack([metadata["subject"], metadata["session"]], axis=1)
-    for key in np.unique(keys, axis=0):
-        in_group = (keys == key).all(axis=1)
-        trials = np.unique(trial[in_group])
-        first |= in_group & np.isin(trial, trials[:first_k])
-    return first, ~first
-
-
-def loso_split(metadata: dict[str, np.ndarray], test_subject: int) -> tuple[np.ndarray, np.ndarray]:
-    """Leave one subject out: every other subject trains, ``test_subject`` tests."""
-    subject = np.asarray(metadata["subject"])
-    if test_subject not in set(subject.tolist()):
-        raise ValueError(f"test_subject {test_subject} is not among the subjects {sorted(set(subject.tolist()))}")
-    test = subject == test_subject
-    return ~test, test
-
-
-def cross_session_split(
-    metadata: dict[str, np.ndarray], train_sessions: list[int], test_sessions: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train on ``train_sessions``, test on ``test_sessions`` (disjoint)."""
-    overlap = set(train_sessions) & set(test_sessions)
-    if overlap:
-        raise ValueError(f"sessions {sorted(overlap)} are in both train_sessions and test_sessions")
-    session = np.asarray(metadata["session"])
-    return np.isin(session, train_sessions), np.isin(session, test_sessions)

@@ -1,0 +1,73 @@
+"""Train/test splits as pure functions of the window metadata (no trial or subject leaks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+
+def trial_split(metadata: dict[str, np.ndarray], first_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject and session: trials ranked by id, the first ``first_k`` -> first mask, rest -> second.
+
+    A pure function of the metadata: no trial ever lands on both sides.
+    """
+    trial = np.asarray(metadata["trial"])
+    first = np.zeros(trial.shape, dtype=bool)
+    keys = np.stack([metadata["subject"], metadata["session"]], axis=1)
+    for key in np.unique(keys, axis=0):
+        in_group = (keys == key).all(axis=1)
+        trials = np.unique(trial[in_group])
+        first |= in_group & np.isin(trial, trials[:first_k])
+    return first, ~first
+
+
+def loso_split(metadata: dict[str, np.ndarray], test_subject: int) -> tuple[np.ndarray, np.ndarray]:
+    """Leave one subject out: every other subject trains, ``test_subject`` tests."""
+    subject = np.asarray(metadata["subject"])
+    if test_subject not in set(subject.tolist()):
+        raise ValueError(f"test_subject {test_subject} is not among the subjects {sorted(set(subject.tolist()))}")
+    test = subject == test_subject
+    return ~test, test
+
+
+def cross_session_split(
+    metadata: dict[str, np.ndarray], train_sessions: list[int], test_sessions: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train on ``train_sessions``, test on ``test_sessions`` (disjoint)."""
+    overlap = set(train_sessions) & set(test_sessions)
+    if overlap:
+        raise ValueError(f"sessions {sorted(overlap)} are in both train_sessions and test_sessions")
+    session = np.asarray(metadata["session"])
+    return np.isin(session, train_sessions), np.isin(session, test_sessions)
+
+
+@dataclass
+class SplitConfig:
+    """How windows are split into train and test, as a pure function of the metadata.
+
+    ``trial``: per subject and session the first ``train_trials`` trials train, the rest test
+    (SEED's 9/6); ``loso``: ``test_subject`` tests, the others train; ``cross_session``:
+    ``train_sessions`` vs ``test_sessions``; ``none``: everything trains (pre-training).
+    """
+
+    kind: Literal["trial", "loso", "cross_session", "none"] = "trial"
+    train_trials: int = 9
+    test_subject: int | None = None
+    train_sessions: list[int] = field(default_factory=lambda: [1, 2])
+    test_sessions: list[int] = field(default_factory=lambda: [3])
+
+    def masks(self, metadata: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == "trial":
+            return trial_split(metadata, self.train_trials)
+        if self.kind == "loso":
+            if self.test_subject is None:
+                raise ValueError("split.kind=loso needs split.test_subject")
+            return loso_split(metadata, self.test_subject)
+        if self.kind == "cross_session":
+            return cross_session_split(metadata, self.train_sessions, self.test_sessions)
+        if self.kind == "none":
+            n = len(metadata["subject"])
+            return np.ones(n, bool), np.zeros(n, bool)
+        raise ValueError(f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session or none")
