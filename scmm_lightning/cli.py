@@ -35,10 +35,15 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m scmm_lightning`` and the ``scmm-lightning`` console script.
 
-    Subcommands: ``fit``, ``validate``, ``test``, ``predict`` (LightningCLI) and ``prepare``
-    (build a corpus's feature cache).
+    Subcommands: ``fit``, ``validate``, ``test``, ``predict`` (LightningCLI), ``prepare`` (build a
+    corpus's feature cache) and ``transfer`` (run the fine-tuning protocol from a checkpoint).
     """
     argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] == ["transfer"]:
+        from .transfer import main as transfer_main
+
+        transfer_main(argv[1:])
+        return
     if argv[:1] == ["prepare"]:
         from .prepare import main as prepare_main
 

@@ -18,7 +18,11 @@ class RunSummary(L.Callback):
         if ckpt is not None:
             path = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
             lines.append(f"  checkpoint: {path or '(none written)'}")
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch")}
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.endswith("_epoch") or (k.startswith("probe/") and "subject" not in k)
+        }
         for key in sorted(metrics):
             lines.append(f"  {key}: {metrics[key]:.4f}")
         print("\n".join(lines), flush=True)

@@ -3,11 +3,13 @@
 from .base import WindowDataModule
 from .channels import DEAP_32, SEED_62, select_channels
 from .corpus_datamodule import DeapDataModule, EEGCorpusDataModule, SeedDataModule, SeedIVDataModule
+from .cross_corpus import CrossCorpusDataModule
 from .splits import SplitConfig, cross_session_split, loso_split, trial_split
 from .synthetic import SyntheticEEGDataModule, generate_synthetic_corpus
 from .windows import WindowDataset, fit_normalization
 
 __all__ = [
+    "CrossCorpusDataModule",
     "DeapDataModule",
     "EEGCorpusDataModule",
     "SeedDataModule",

@@ -67,6 +67,16 @@ class WindowDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(set(self.label_map.values())) if self.label_map else len(self.all_class_names)
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the classes after ``label_map`` (merged classes joined by '+')."""
+        if not self.label_map:
+            return tuple(self.all_class_names)
+        names: dict[int, list[str]] = {}
+        for own, new in sorted(self.label_map.items()):
+            names.setdefault(new, []).append(self.all_class_names[own])
+        return tuple("+".join(names[k]) for k in sorted(names))
+
     def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """All windows of the corpus: features (N, C_all, F) and metadata arrays."""
         raise NotImplementedError

@@ -72,7 +72,11 @@ def generate_synthetic_corpus(
     corpus_offset = corpus_shift * rng.standard_normal((c, f))
     subject_offset = subject_std * rng.standard_normal((s, 1, 1, 1, c, f))
     session_offset = session_std * rng.standard_normal((s, e, 1, 1, c, f))
-    labels = np.stack([rng.permutation(np.arange(t) % num_classes) for _ in range(s * e)]).reshape(s, e, t)
+    # every consecutive block of num_classes trials holds each class once (order shuffled within the
+    # block), so a split after any multiple of num_classes trials keeps the classes balanced
+    blocks = -(-t // num_classes)
+    labels = np.stack([np.concatenate([rng.permutation(num_classes) for _ in range(blocks)])[:t] for _ in range(s * e)])
+    labels = labels.reshape(s, e, t)
     trial_offset = trial_std * rng.standard_normal((s, e, t, 1, c, f))
     innovations = rng.standard_normal((s, e, t, w, c, f))
     drift = np.empty_like(innovations)
@@ -180,7 +184,25 @@ class SyntheticEEGDataModule(WindowDataModule):
             shuffle_seed,
             num_bands,
         )
-        self.save_hyperparameters()
+        # explicit, not save_hyperparameters: under LightningCLI nested datamodules get the CLI's hparams
+        self.generator_args = dict(
+            num_classes=num_classes,
+            num_subjects=num_subjects,
+            num_sessions=num_sessions,
+            trials_per_session=trials_per_session,
+            windows_per_trial=windows_per_trial,
+            num_bands=num_bands,
+            class_strength=class_strength,
+            subject_std=subject_std,
+            session_std=session_std,
+            trial_std=trial_std,
+            corpus_shift=corpus_shift,
+            ar_coef=ar_coef,
+            drift_std=drift_std,
+            noise_std=noise_std,
+            seed=seed,
+            pattern_seed=pattern_seed,
+        )
         self.all_channel_names = default_montage(num_channels)
         self.all_class_names = tuple(f"class{k}" for k in range(num_classes))
         if num_classes < 2 or trials_per_session < num_classes:
@@ -189,26 +211,7 @@ class SyntheticEEGDataModule(WindowDataModule):
             )
 
     def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        hp = self.hparams
-        features, meta = generate_synthetic_corpus(
-            self.all_channel_names,
-            hp.num_classes,
-            hp.num_subjects,
-            hp.num_sessions,
-            hp.trials_per_session,
-            hp.windows_per_trial,
-            hp.num_bands,
-            hp.class_strength,
-            hp.subject_std,
-            hp.session_std,
-            hp.trial_std,
-            hp.corpus_shift,
-            hp.ar_coef,
-            hp.drift_std,
-            hp.noise_std,
-            hp.seed,
-            hp.pattern_seed,
-        )
+        features, meta = generate_synthetic_corpus(self.all_channel_names, **self.generator_args)
         for key in ("subject", "session", "trial"):  # numbered from 1, as in the real corpora
             meta[key] = meta[key] + 1
         return features, meta

@@ -114,10 +114,14 @@ class SCMMPretraining(L.LightningModule):
         self._mask_generator: torch.Generator | None = None
 
     # -- construction ----------------------------------------------------------------------------
+    def build_encoder(self) -> nn.Module:
+        """A new encoder of the configured architecture (also the random-init control)."""
+        factory = self.encoder_factory or CNNEncoder
+        return factory(self.hparams.num_channels, self.hparams.num_bands)
+
     def configure_models(self) -> None:
         hp = self.hparams
-        factory = self.encoder_factory or CNNEncoder
-        self.encoder = factory(hp.num_channels, hp.num_bands)
+        self.encoder = self.build_encoder()
         out = getattr(self.encoder, "out_features", None)
         if not isinstance(out, int):
             raise TypeError(f"encoder {type(self.encoder).__name__} must expose an integer `out_features`")

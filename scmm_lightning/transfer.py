@@ -1,0 +1,51 @@
+"""``python -m scmm_lightning transfer --config RUN.yaml --ckpt_path CKPT [--out_dir DIR] [overrides]``:
+the cross-corpus fine-tuning protocol for an existing checkpoint, with the run's own config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .callbacks import CrossCorpusTransfer
+from .callbacks.evaluation import evaluation_target
+
+
+def _pop(argv: list[str], flag: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+            del argv[i : i + 2]
+            return value
+        if a.startswith(flag + "="):
+            del argv[i]
+            return a.split("=", 1)[1]
+    return None
+
+
+def main(argv: Sequence[str]) -> None:
+    from .cli import build_cli
+
+    argv = list(argv)
+    ckpt = _pop(argv, "--ckpt_path")
+    out_dir = _pop(argv, "--out_dir")
+    if ckpt is None and not any(a in ("-h", "--help") for a in argv):
+        raise SystemExit("transfer: --ckpt_path CKPT is required (a checkpoint written by `fit`)")
+    cli = build_cli(argv, run=False)
+    if ckpt is None:
+        return
+    path = Path(ckpt)
+    if not path.is_file():
+        raise SystemExit(f"transfer: checkpoint {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    os.environ.setdefault("PL_GLOBAL_SEED", str(cli.config.get("seed_everything") or 0))
+    cli.model.load_state_dict(state["state_dict"])
+    callback = (
+        next((c for c in cli.trainer.callbacks if isinstance(c, CrossCorpusTransfer)), None) or CrossCorpusTransfer()
+    )
+    cli.datamodule.prepare_data()
+    cli.datamodule.setup("fit")
+    target = out_dir or str(path.parent.parent / "transfer")
+    callback.run(cli.model, evaluation_target(cli.datamodule), target, logger=None)
