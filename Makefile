@@ -3,16 +3,21 @@ PYTHON ?= python
 CONFIG ?= experiments/synthetic.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint bench bench-de
+DATA_ROOT ?= $(SCMM_DATA_ROOT)
+SEEDS ?= 0 1 2
+REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
+	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
+
+.PHONY: help install demo test test-all lint bench bench-de reproduce-seed2deap reproduce-all
 
 help: ## show this help
-	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
 install: ## install the package with its dev extra (CPU torch first if torch is absent)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e ".[dev]"
 
-demo: install ## install, then pre-train SCMM on the synthetic corpus (CPU, ~1 min)
+demo: install ## install, then pre-train SCMM on the synthetic pair and run the transfer protocol (CPU, ~1 min)
 	$(PYTHON) -m scmm_lightning fit --config $(CONFIG)
 
 test: ## run the default test suite (excludes `slow` and `gpu`)
@@ -30,3 +35,9 @@ bench: ## pre-training throughput: SCMM step vs its floor (last line JSON)
 
 bench-de: ## DEAP-shaped raw -> DE extraction and cache reload times (last line JSON)
 	$(PYTHON) benchmarks/de_extraction.py
+
+reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2): make reproduce-seed2deap DATA_ROOT=/path
+	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml
+
+reproduce-all: ## every reference setting for SEEDS: make reproduce-all DATA_ROOT=/path
+	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs $(REFERENCE_CONFIGS)

@@ -37,3 +37,19 @@ def seed_iv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def deap_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _load_generator("deap").write_deap(tmp_path_factory.mktemp("DEAP"))
+
+
+@pytest.fixture(scope="session")
+def data_root(seed_root: Path, seed_iv_root: Path, deap_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A $SCMM_DATA_ROOT holding the fixture corpora as SEED/, SEED_IV/ and DEAP/."""
+    root = tmp_path_factory.mktemp("data_root")
+    for name, src in (("SEED", seed_root), ("SEED_IV", seed_iv_root), ("DEAP", deap_root)):
+        (root / name).symlink_to(src, target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def corpora_env(data_root: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SCMM_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("SCMM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "shared_cache"))
+    return data_root

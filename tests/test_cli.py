@@ -95,9 +95,14 @@ def test_help_lists_model_and_data_options() -> None:
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_experiment_config_runs(config: Path, tmp_path: Path) -> None:
-    """Smoke test of every YAML under experiments/ (one training and validation batch)."""
-    run_fit(config, tmp_path, "--trainer.fast_dev_run", "true")
+def test_every_shipped_experiment_config_runs(config: Path, tmp_path: Path, corpora_env: Path) -> None:
+    """Smoke test of every YAML under experiments/ against the fixture corpora: one pre-training
+    batch, the linear probe, and the transfer protocol in its quick form (1 epoch, 2 subjects)."""
+    extra = []
+    if "CrossCorpusDataModule" in config.read_text():
+        extra = ["--data.init_args.source.init_args.batch_size", "32"]
+    run_fit(config, tmp_path, "--trainer.fast_dev_run", "true", *extra)
+    assert list(tmp_path.rglob("transfer_results.csv"))
 
 
 def test_bad_setting_names_the_option(tiny_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

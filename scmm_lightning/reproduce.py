@@ -1,0 +1,110 @@
+"""Reproduce reference settings end to end: check corpora, pre-train + transfer for several seeds,
+then one table over subjects and seeds.
+
+    python -m scmm_lightning.reproduce --data_root DIR --seeds 0 1 2 --configs experiments/seed_to_deap_valence.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FOLDERS = {"SeedDataModule": "SEED", "SeedIVDataModule": "SEED_IV", "DeapDataModule": "DEAP"}
+
+
+def required_folders(config: Path) -> list[str]:
+    text = config.read_text()
+    return [folder for cls, folder in FOLDERS.items() if f"scmm_lightning.data.{cls}" in text]
+
+
+def combine(csv_paths: list[Path]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Mean, std (ddof 0) and count over every (seed, subject) row, per method."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for path in csv_paths:
+        for row in csv.DictReader(path.open()):
+            for key in ("accuracy", "macro_f1", "auroc", "optimistic_best_test_acc"):
+                v = float(row[key]) if row[key] not in ("", "nan") else np.nan
+                values.setdefault(row["method"], {}).setdefault(key, []).append(v)
+    return {
+        m: {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in d.items()} for m, d in values.items()
+    }
+
+
+def table(name: str, stats: dict, seeds: list[int]) -> str:
+    lines = [
+        f"## {name} (seeds {', '.join(map(str, seeds))}; mean +/- std over subjects x seeds)",
+        "",
+        "| method | accuracy | macro-F1 | AUROC | optimistic best-test acc* | rows |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, s in stats.items():
+        cells = [
+            f"{s[k][0]:.4f} +/- {s[k][1]:.4f}" for k in ("accuracy", "macro_f1", "auroc", "optimistic_best_test_acc")
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {s['accuracy'][2]} |")
+    lines.append("\n*selection on test data (the authors' protocol): for comparison with published numbers only.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_root", default=os.environ.get("SCMM_DATA_ROOT", ""))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--configs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further CLI overrides for every run")
+    args = p.parse_args(argv)
+    if not args.data_root:
+        print("error: no data root: pass DATA_ROOT=/path (make) or --data_root, or set SCMM_DATA_ROOT", file=sys.stderr)
+        return 2
+    root = Path(args.data_root).expanduser()
+    missing = sorted({str(root / f) for c in args.configs for f in required_folders(c) if not (root / f).is_dir()})
+    if missing:
+        print(
+            "error: missing corpus directories: " + ", ".join(missing) + "\n"
+            "Each corpus must sit in its official layout under the data root (SEED/, SEED_IV/, DEAP/); "
+            "see README 'Real corpora'.",
+            file=sys.stderr,
+        )
+        return 2
+    env = {**os.environ, "SCMM_DATA_ROOT": str(root)}
+    report = []
+    for config in args.configs:
+        name = config.stem
+        csvs = []
+        for seed in args.seeds:
+            run_dir = args.out / name / f"seed{seed}"
+            cmd = [
+                sys.executable,
+                "-m",
+                "scmm_lightning",
+                "fit",
+                "--config",
+                str(config),
+                "--seed_everything",
+                str(seed),
+                "--trainer.logger.init_args.save_dir",
+                str(run_dir),
+                "--trainer.default_root_dir",
+                str(run_dir),
+                *args.extra,
+            ]
+            print("+ " + " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, env=env)
+            csvs += sorted(run_dir.rglob("transfer_results.csv"))[-1:]
+        report.append(table(name, combine(csvs), args.seeds))
+    text = "\n\n".join(report) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.md").write_text(text)
+    print("\n" + text + f"\nwritten: {args.out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
