@@ -8,7 +8,8 @@ SEEDS ?= 0 1 2
 REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
 	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
 
-.PHONY: help install demo test test-all lint bench bench-de reproduce-seed2deap reproduce-all
+.PHONY: help install demo test test-all lint bench bench-de reproduce-seed2deap reproduce-all ablations
+SETTING ?= experiments/ablations_synthetic.yaml
 
 help: ## show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -41,3 +42,6 @@ reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2
 
 reproduce-all: ## every reference setting for SEEDS: make reproduce-all DATA_ROOT=/path
 	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs $(REFERENCE_CONFIGS)
+
+ablations: ## every method/ablation x SEEDS on SETTING (default: synthetic pair, CPU, minutes) -> one table
+	$(PYTHON) -m scmm_lightning.ablations --setting $(SETTING) --seeds $(SEEDS) --data_root "$(DATA_ROOT)"

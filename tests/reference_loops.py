@@ -66,3 +66,21 @@ def aggregate_loop(z: np.ndarray, values: np.ndarray, temperature: float) -> np.
         for j in range(n):
             out[i] += e[j] / tot * values[j]
     return out
+
+
+def nt_xent_loop(z: np.ndarray, sample: list[int], temperature: float, normalize: bool = True) -> float:
+    """SimCLR NT-Xent averaged over all (anchor, positive) pairs."""
+    n = z.shape[0]
+    z = z.astype(np.float64)
+    if normalize:
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    total, pairs = 0.0, 0
+    for i in range(n):
+        s = [float(z[i] @ z[j]) / temperature for j in range(n)]
+        m = max(s[j] for j in range(n) if j != i)
+        log_denom = m + math.log(sum(math.exp(s[j] - m) for j in range(n) if j != i))
+        for j in range(n):
+            if j != i and sample[j] == sample[i]:
+                total += log_denom - s[j]
+                pairs += 1
+    return total / pairs

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
-import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,32 +11,12 @@ from torch import Tensor, nn
 from ..distributed import gather_rows, world
 from ..losses import SoftContrastiveLoss, UncertaintyWeighting, similarity_matrix
 from ..losses.soft_contrastive import masked_logits
-from ..model import CNNEncoder, HybridMasking, Projector, SimilarityAggregator
+from ..model import HybridMasking, Projector, SimilarityAggregator
 from ..model.masking import MaskMode
-
-EncoderFactory = Callable[[int, int], nn.Module]
-
-
-def step_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (base seed, rank, epoch, batch) without collisions in
-    practice; used to reseed the mask generator every step so masks never depend on history."""
-    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1]))
+from .base import EncoderFactory, PretrainingTask, make_adam, step_seed  # noqa: F401 (re-exported)
 
 
-def make_adam(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
-    """Adam, fused into one kernel where this torch supports it for the parameters' device (same
-    update rule; on the CPU it saves about a millisecond per step at the paper's model size)."""
-    params = [p for g in groups for p in g["params"]]
-    if params and all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params):
-        try:
-            return torch.optim.Adam(groups, lr=lr, betas=betas, fused=True)
-        except (RuntimeError, TypeError):  # older torch: no fused Adam on this device
-            pass
-    return torch.optim.Adam(groups, lr=lr, betas=betas)
-
-
-class SCMMPretraining(L.LightningModule):
+class SCMMPretraining(PretrainingTask):
     """Soft Contrastive Masked Modeling pre-training.
 
     One step on a batch of B originals: ``num_masks`` masked copies per original; the
@@ -106,25 +82,17 @@ class SCMMPretraining(L.LightningModule):
         min_lr: float = 0.0,
         flush_denormal: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)
         self.save_hyperparameters(ignore=["encoder"])
-        self.encoder_factory = encoder
         self.configure_models()
         self.configure_losses()
-        self._mask_generator: torch.Generator | None = None
 
-    # -- construction ----------------------------------------------------------------------------
-    def build_encoder(self) -> nn.Module:
-        """A new encoder of the configured architecture (also the random-init control)."""
-        factory = self.encoder_factory or CNNEncoder
-        return factory(self.hparams.num_channels, self.hparams.num_bands)
+    no_decay_prefixes = ("loss_weighting.",)
 
     def configure_models(self) -> None:
         hp = self.hparams
         self.encoder = self.build_encoder()
-        out = getattr(self.encoder, "out_features", None)
-        if not isinstance(out, int):
-            raise TypeError(f"encoder {type(self.encoder).__name__} must expose an integer `out_features`")
+        out = self.encoder.out_features
         self.projector = Projector(out, hp.projection_hidden, hp.projection_dim)
         self.masking = HybridMasking(hp.mask_mode, hp.mask_ratio, hp.mask_threshold, hp.mask_num)
         self.aggregator = SimilarityAggregator(hp.temperature)
@@ -134,20 +102,6 @@ class SCMMPretraining(L.LightningModule):
         hp = self.hparams
         self.contrastive = SoftContrastiveLoss(hp.temperature, hp.upper_bound, hp.sharpness, hp.soft_weights)
         self.loss_weighting = UncertaintyWeighting(2, 1.0, learn=hp.learn_loss_weights)
-
-    # -- API -------------------------------------------------------------------------------------
-    def forward(self, x: Tensor) -> Tensor:
-        """Encoder representation h of samples (B, C, F)."""
-        return self.encoder(x)
-
-    def mask_generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
-        """Generator reseeded from (seed, rank, epoch, batch): reproducible, different per rank,
-        and independent of what ran before, so a resumed run draws the same masks."""
-        if self._mask_generator is None or self._mask_generator.device != device:
-            self._mask_generator = torch.Generator(device=device)
-        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self._mask_generator.manual_seed(step_seed(base, self.global_rank, self.current_epoch, batch_idx))
-        return self._mask_generator
 
     def compute_losses(
         self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
@@ -187,55 +141,6 @@ class SCMMPretraining(L.LightningModule):
         total = self.loss_weighting([contrastive, reconstruction])
         return {"loss": total, "contrastive": contrastive, "reconstruction": reconstruction}
 
-    # -- Lightning hooks -------------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        if self.hparams.flush_denormal:
-            torch.set_flush_denormal(True)
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        x = batch["x"]
-        losses = self.compute_losses(x, self.mask_generator(x.device, batch_idx))
-        sync = self.trainer.world_size > 1
-        self.log_dict(
-            {f"train/{k}": v.detach() for k, v in losses.items()},
-            on_step=True,
-            on_epoch=True,
-            prog_bar=False,
-            batch_size=x.shape[0],
-            sync_dist=sync,
-        )
-        self.log("loss", losses["loss"].detach(), prog_bar=True, logger=False, batch_size=x.shape[0])
+    def extra_logs(self) -> dict[str, Tensor]:
         w = self.loss_weighting.weights
-        self.log_dict(
-            {"train/weight_contrastive": w[0], "train/weight_reconstruction": w[1]},
-            on_step=False,
-            on_epoch=True,
-            batch_size=x.shape[0],
-            sync_dist=sync,
-        )
-        return losses["loss"]
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        x = batch["x"]
-        gen = torch.Generator(device=x.device)
-        gen.manual_seed(step_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), self.global_rank, -1, batch_idx))
-        losses = self.compute_losses(x, gen)
-        self.log_dict(
-            {f"val/{k}": v for k, v in losses.items()},
-            on_epoch=True,
-            batch_size=x.shape[0],
-            sync_dist=self.trainer.world_size > 1,
-        )
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        scales = [p for n, p in self.named_parameters() if n.startswith("loss_weighting.")]
-        others = [p for n, p in self.named_parameters() if not n.startswith("loss_weighting.")]
-        groups = [{"params": others, "weight_decay": hp.weight_decay}]
-        if scales:
-            groups.append({"params": scales, "weight_decay": 0.0})
-        optimizer = make_adam(groups, hp.lr, tuple(hp.betas))
-        max_epochs = self._trainer.max_epochs if self._trainer is not None else None
-        period = hp.cosine_epochs or (max_epochs if max_epochs and max_epochs > 0 else 1)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=period, eta_min=hp.min_lr)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"train/weight_contrastive": w[0], "train/weight_reconstruction": w[1]}

@@ -1,0 +1,107 @@
+"""Baselines and ablation switches: equal to loop implementations, and really different computations."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from reference_loops import nt_xent_loop
+
+from scmm_lightning.ablations import main as ablations_main
+from scmm_lightning.cli import main
+from scmm_lightning.losses import HardContrastiveLoss, SoftContrastiveLoss, similarity_matrix
+from scmm_lightning.model import HybridMasking
+from scmm_lightning.tasks import SCMMPretraining
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = sorted((ROOT / "experiments" / "methods").glob("*.yaml"))
+
+
+def views(b: int, mask_num: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 6, 5, generator=g)
+    masked, _ = HybridMasking("hybrid", 0.5, 0.3, mask_num)(x, g)
+    return torch.cat([x, masked]), torch.arange(b).repeat(mask_num + 1), torch.randn(b * (mask_num + 1), 8, generator=g)
+
+
+@pytest.mark.parametrize("b,mask_num", [(2, 1), (4, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_hard_contrastive_matches_loop(b: int, mask_num: int, normalize: bool) -> None:
+    _, sample, z = views(b, mask_num, seed=b)
+    got = HardContrastiveLoss(0.3, normalize=normalize)(z, z, sample)
+    assert got.item() == pytest.approx(nt_xent_loop(z.numpy(), sample.tolist(), 0.3, normalize), rel=1e-5)
+
+
+def test_soft_weighting_off_is_plain_infonce() -> None:
+    inputs, sample, z = views(5, 2, seed=9)
+    soft_off = SoftContrastiveLoss(0.5, 0.75, 0.2, soft=False)
+    w = soft_off.weights(inputs, sample)
+    positive = (sample[:, None] == sample[None, :]) & ~torch.eye(len(sample), dtype=torch.bool)
+    assert torch.all(w[~positive] == 0) and torch.all(w[positive] == 1)
+    hard = HardContrastiveLoss(0.5, normalize=False, average="all_pairs")(z, z, sample)
+    assert soft_off(similarity_matrix(z, z), inputs, sample).item() == pytest.approx(hard.item(), rel=1e-6)
+    soft_on = SoftContrastiveLoss(0.5, 0.75, 0.2)(similarity_matrix(z, z), inputs, sample)
+    assert soft_on.item() > hard.item() + 1e-3  # the soft terms add weight to non-positive pairs
+
+
+def test_equal_loss_weights_are_fixed_and_equal() -> None:
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=6, num_bands=5, learn_loss_weights=False)
+    assert not any(n.startswith("loss_weighting") for n, _ in module.named_parameters())
+    losses = module.compute_losses(torch.rand(4, 6, 5), torch.Generator().manual_seed(0))
+    expected = 0.5 * (losses["contrastive"] + losses["reconstruction"]) + 2 * math.log(2)
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda p: p.stem)
+def test_every_method_trains_on_the_tiny_pair(method: Path, tmp_path: Path) -> None:
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "tests/configs/tiny_pair.yaml"),
+            "--config",
+            str(method),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
+    (metrics,) = list(tmp_path.rglob("metrics.csv"))
+    rows = list(csv.DictReader(metrics.open()))
+    (results,) = list(tmp_path.rglob("transfer_results.csv"))
+    assert len(list(csv.DictReader(results.open()))) == 6  # 2 methods x 3 target subjects
+    if method.stem == "no_pretraining":
+        assert not any(r.get("train/loss_epoch") for r in rows)
+        return
+    losses = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
+
+
+def test_ablation_runner_writes_one_table(tmp_path: Path) -> None:
+    assert (
+        ablations_main(
+            [
+                "--setting",
+                "tests/configs/tiny_pair.yaml",
+                "--methods",
+                "scmm",
+                "no_pretraining",
+                "--seeds",
+                "0",
+                "1",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "tiny_pair"
+    rows = list(csv.DictReader((out / "ablation_results.csv").open()))
+    assert [r["method"] for r in rows] == ["scmm", "no_pretraining"]
+    assert all(r["seeds"] == "3" and r["rows"] == "9" for r in rows)
+    assert (out / "ablation_results.png").stat().st_size > 0 and "+/-" in (out / "ablation_results.md").read_text()
