@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .reproduce import required_folders
+from .reproduce import fit_args, required_folders
 
 METHODS_DIR = Path("experiments/methods")
 DEFAULT_METHODS = [
@@ -139,24 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_dir = out / method / f"seed{seed}"
             print(f"+ {method} seed {seed}", flush=True)
-            cli_main(
-                [
-                    "fit",
-                    "--config",
-                    str(args.setting),
-                    "--config",
-                    str(METHODS_DIR / f"{method}.yaml"),
-                    "--seed_everything",
-                    str(seed),
-                    "--trainer.logger.init_args.save_dir",
-                    str(run_dir),
-                    "--trainer.default_root_dir",
-                    str(run_dir),
-                    "--trainer.enable_progress_bar",
-                    "false",
-                    *args.extra,
-                ]
-            )
+            configs = [args.setting, METHODS_DIR / f"{method}.yaml"]
+            cli_main(fit_args(configs, seed, run_dir, ["--trainer.enable_progress_bar", "false", *args.extra]))
             latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
             rows += [{**r, "seed": seed} for r in collect(latest, method)]
     table = comparison(rows, args.methods)

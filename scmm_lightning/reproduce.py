@@ -23,6 +23,22 @@ def required_folders(config: Path) -> list[str]:
     return [folder for cls, folder in FOLDERS.items() if f"scmm_lightning.data.{cls}" in text]
 
 
+def fit_args(configs: list[Path], seed: int, run_dir: Path, extra: list[str]) -> list[str]:
+    """``fit`` arguments for one seeded run of ``configs`` writing into ``run_dir``."""
+    out = ["fit"]
+    for config in configs:
+        out += ["--config", str(config)]
+    return out + [
+        "--seed_everything",
+        str(seed),
+        "--trainer.logger.init_args.save_dir",
+        str(run_dir),
+        "--trainer.default_root_dir",
+        str(run_dir),
+        *extra,
+    ]
+
+
 def combine(csv_paths: list[Path]) -> dict[str, dict[str, tuple[float, float, int]]]:
     """Mean, std (ddof 0) and count over every (seed, subject) row, per method."""
     values: dict[str, dict[str, list[float]]] = {}
@@ -80,21 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         csvs = []
         for seed in args.seeds:
             run_dir = args.out / name / f"seed{seed}"
-            cmd = [
-                sys.executable,
-                "-m",
-                "scmm_lightning",
-                "fit",
-                "--config",
-                str(config),
-                "--seed_everything",
-                str(seed),
-                "--trainer.logger.init_args.save_dir",
-                str(run_dir),
-                "--trainer.default_root_dir",
-                str(run_dir),
-                *args.extra,
-            ]
+            cmd = [sys.executable, "-m", "scmm_lightning", *fit_args([config], seed, run_dir, args.extra)]
             print("+ " + " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, env=env)
             csvs += sorted(run_dir.rglob("transfer_results.csv"))[-1:]
