@@ -26,7 +26,11 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"description": "SCMM pre-training and evaluation for cross-corpus EEG emotion recognition."},
+        parser_kwargs={
+            "description": "SCMM pre-training and evaluation for cross-corpus EEG emotion recognition. Besides the "
+            "Lightning subcommands: `prepare` builds a corpus's feature cache (python -m scmm_lightning prepare "
+            "--help) and `transfer` runs the fine-tuning protocol from a checkpoint (--config RUN.yaml --ckpt_path CKPT)."
+        },
         args=args,
         run=run,
     )
@@ -51,4 +55,4 @@ def main(args: Sequence[str] | None = None) -> None:
         if code:
             raise SystemExit(code)
         return
-    build_cli(argv)
+    build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself

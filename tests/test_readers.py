@@ -24,7 +24,7 @@ def test_seed_features_match_the_files(seed_root: Path) -> None:
     assert [(r.subject, r.session) for r in recs] == [(s, e) for s in (1, 2) for e in (1, 2, 3)]
     first = recs[0]
     # session 1 is the earliest date, whatever the order files were written in
-    assert first.source.endswith("1_20131027.mat")
+    assert first.source.endswith("1_20131027.mat") and first.corpus == "seed"
     mat = scipy.io.loadmat(first.source)
     expected = np.concatenate([mat[f"de_LDS{t}"].transpose(1, 0, 2) for t in range(1, 16)])
     np.testing.assert_allclose(first.features, expected.astype(np.float32))

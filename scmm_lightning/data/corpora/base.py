@@ -30,6 +30,7 @@ class Recording:
     window: np.ndarray
     label: np.ndarray
     source: str
+    corpus: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def trial_keys(mat: dict[str, Any], pattern: str, path: Path) -> dict[int, str]:
 
 
 def windows_recording(
-    per_trial: list[np.ndarray], labels: list[int], subject: int, session: int, source: str
+    per_trial: list[np.ndarray], labels: list[int], subject: int, session: int, source: str, corpus: str
 ) -> Recording:
     """Concatenate per-trial (W_t, C, F) features (trials numbered from 1) into a Recording."""
     counts = [f.shape[0] for f in per_trial]
@@ -114,6 +115,7 @@ def windows_recording(
         window=np.concatenate([np.arange(c) for c in counts]),
         label=np.repeat(np.asarray(labels, dtype=np.int64), counts),
         source=source,
+        corpus=corpus,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..channels import DEAP_32
+from ..de import differential_entropy
 from ..safe_pickle import load_numpy_pickle
 from .base import CorpusError, CorpusReader, RawDEConfig, Recording, check_finite
 
@@ -102,8 +103,6 @@ class DeapReader(CorpusReader):
             data, ratings = self.load(path)
             eeg = data[:, : len(DEAP_32)]
             bands = {str(i): b for i, b in enumerate(self.raw.bands)}
-            from ..de import differential_entropy
-
             de = differential_entropy(eeg, DEAP_SFREQ, bands, win, self.raw.filter_order)  # (40, C, W, F)
             de = de.transpose(0, 2, 1, 3)  # (40, W, C, F)
             base, trial = de[:, :n_base], de[:, n_base:]
@@ -121,4 +120,5 @@ class DeapReader(CorpusReader):
                 window=np.tile(np.arange(n_win), n_trials),
                 label=np.repeat(labels, n_win),
                 source=str(path),
+                corpus=self.name,
             )

@@ -154,7 +154,7 @@ class SeedReader(CorpusReader):
             trials = read_feature_trials(path, self.feature_key, self.n_trials)
         else:
             trials = self.raw.extract(read_raw_trials(path, self.n_trials), SEED_SFREQ)
-        return windows_recording(trials, labels, subject, session, str(path))
+        return windows_recording(trials, labels, subject, session, str(path), self.name)
 
 
 class SeedIVReader(SeedReader):
