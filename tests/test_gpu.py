@@ -1,0 +1,43 @@
+"""CUDA checks (marker `gpu`; skipped without a CUDA device, excluded from the default suite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from scmm_lightning.cli import main
+from scmm_lightning.tasks import SCMMPretraining
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_mixed_precision_loss_is_finite_and_close_to_float32(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=62).cuda()
+    x = torch.rand(256, 62, 5, device="cuda")
+    full = module.compute_losses(x, torch.Generator("cuda").manual_seed(0))
+    with torch.autocast("cuda", dtype=dtype):
+        half = module.compute_losses(x, torch.Generator("cuda").manual_seed(0))
+    for k in ("loss", "contrastive", "reconstruction"):
+        assert torch.isfinite(half[k]) and half[k].item() == pytest.approx(full[k].item(), rel=0.03), k
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_fit_on_cuda(tiny_config: Path, tmp_path: Path, precision: str) -> None:
+    main(
+        [
+            "fit",
+            "--config",
+            str(tiny_config),
+            "--trainer.accelerator",
+            "gpu",
+            "--trainer.precision",
+            precision,
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
+    assert list(tmp_path.rglob("last.ckpt"))
