@@ -109,3 +109,21 @@ def test_bad_setting_names_the_option(tiny_config: Path, tmp_path: Path, capsys:
     with pytest.raises(SystemExit):
         run_fit(tiny_config, tmp_path, "--model.init_args.mask_mode", "blocks")
     assert "mask_mode" in capsys.readouterr().err
+
+
+def test_encoder_is_replaceable_by_class_path(tiny_config: Path) -> None:
+    from scmm_lightning.cli import build_cli
+
+    cli = build_cli(
+        [
+            "--config",
+            str(tiny_config),
+            "--model.init_args.encoder",
+            "scmm_lightning.model.CNNEncoder",
+            "--model.init_args.encoder.init_args.widths",
+            "[16, 32, 64]",
+        ],
+        run=False,
+    )
+    assert cli.model.encoder.features[0].out_channels == 16
+    assert cli.model.encoder.out_features == 64 * 3 and cli.model.projector.net[0].in_features == 64 * 3
