@@ -24,11 +24,6 @@ def _rows(rows: Tensor | None, n: int, device: torch.device) -> Tensor:
     return torch.arange(n, device=device) if rows is None else rows.to(device)
 
 
-def diagonal_mask(rows: Tensor, n: int) -> Tensor:
-    """Boolean (len(rows), n) mask that is True where column == the row's own global index."""
-    return rows[:, None] == torch.arange(n, device=rows.device)[None, :]
-
-
 def similarity_matrix(z_rows: Tensor, z_all: Tensor) -> Tensor:
     """Raw dot-product similarity ``S = z_rows @ z_all^T`` in float32 (as the reference: no norm)."""
     with torch.autocast(device_type=z_all.device.type, enabled=False):

@@ -106,18 +106,6 @@ class PretrainingTask(L.LightningModule):
             self.log_dict(extra, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=sync)
         return losses["loss"]
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        x = batch["x"]
-        gen = torch.Generator(device=x.device)
-        gen.manual_seed(step_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), self.global_rank, -1, batch_idx))
-        losses = self.compute_losses(x, gen)
-        self.log_dict(
-            {f"val/{k}": v for k, v in losses.items()},
-            on_epoch=True,
-            batch_size=x.shape[0],
-            sync_dist=self.trainer.world_size > 1,
-        )
-
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         skip = (
