@@ -29,7 +29,7 @@ def evaluation_target(datamodule: L.LightningDataModule | None):
     if target is None or getattr(target, "test_set", None) is None:
         raise ValueError(
             "target-corpus evaluation needs a datamodule with a test split: use "
-            "scmm_lightning.data.CrossCorpusDataModule (target with split.kind trial/loso/cross_session) or set "
+            "scmm_lightning.data.CrossCorpusDataModule (target with split.kind trial/loso/cross_session/leave_subjects_out) or set "
             "data split.kind on a single corpus"
         )
     return target
@@ -59,22 +59,33 @@ class LinearProbe(L.Callback):
         l2: L2 penalty of the probe.
         compare_random_init: also probe a randomly initialised encoder (the control).
         log_per_subject: log ``probe/acc_subject{S}`` too.
+        balanced: weight classes inversely to their frequency in the probe's loss (unbalanced classes).
+
+    On a cross-subject split (no subject on both sides) one probe is fitted on every training
+    subject and scored per test subject. ``probe/bacc_mean`` is the mean balanced accuracy.
     """
 
     def __init__(
-        self, every_n_epochs: int = 5, l2: float = 1e-3, compare_random_init: bool = True, log_per_subject: bool = True
+        self,
+        every_n_epochs: int = 5,
+        l2: float = 1e-3,
+        compare_random_init: bool = True,
+        log_per_subject: bool = True,
+        balanced: bool = False,
     ) -> None:
         self.every_n_epochs = every_n_epochs
         self.l2 = l2
+        self.balanced = balanced
         self.compare_random_init = compare_random_init
         self.log_per_subject = log_per_subject
         self.random_init: dict[str, float] | None = None
         self.history: list[dict[str, float]] = []
 
     def probe(self, encoder: nn.Module, target) -> dict[str, float]:
-        res = linear_probe(encoder, target.train_set, target.test_set, target.num_classes, self.l2)
+        res = linear_probe(encoder, target.train_set, target.test_set, target.num_classes, self.l2, self.balanced)
         out = {
             "acc_mean": float(np.mean([r["accuracy"] for r in res.values()])),
+            "bacc_mean": float(np.mean([r["balanced_accuracy"] for r in res.values()])),
             "f1_mean": float(np.mean([r["macro_f1"] for r in res.values()])),
         }
         if self.log_per_subject:

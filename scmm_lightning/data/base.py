@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from .channels import select_channels
 from .splits import SplitConfig
-from .windows import Normalization, WindowDataset, fit_normalization, make_loader
+from .windows import Normalization, WindowDataset, make_loader, normalize
 
 
 class WindowDataModule(L.LightningDataModule):
@@ -113,8 +113,7 @@ class WindowDataModule(L.LightningDataModule):
         train, test = self.split.masks(meta)
         if not train.any():
             raise ValueError(f"{self.corpus_name}: the split {self.split} leaves no training windows")
-        shift, scale = fit_normalization(features[train], self.normalization)  # training split only
-        features = (features - shift) / scale
+        features = normalize(features, meta["subject"], train, self.normalization)
         self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
         self.test_set = WindowDataset(features[test], {k: v[test] for k, v in meta.items()}) if test.any() else None
 

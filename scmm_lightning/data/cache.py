@@ -36,7 +36,9 @@ def cache_key(reader: CorpusReader) -> str:
             st = path.stat()
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: file missing (listed by the {reader.name} reader)") from None
-        files.append([str(path.relative_to(reader.root)), st.st_size, st.st_mtime_ns])
+        # relative names keep a moved corpus's key; a file outside the root (a table) keeps its full path
+        name = str(path.relative_to(reader.root)) if path.is_relative_to(reader.root) else str(path.resolve())
+        files.append([name, st.st_size, st.st_mtime_ns])
     payload = {"corpus": reader.name, "files": files, "params": reader.params(), "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -87,7 +89,7 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
         from tqdm.auto import tqdm
 
         bar = tqdm(
-            total=len(reader.source_files()), desc=f"building {reader.name} cache", unit="file", disable=not progress
+            total=reader.num_recordings(), desc=f"building {reader.name} cache", unit="file", disable=not progress
         )
         with h5py.File(tmp, "w") as h5:
             feats = None

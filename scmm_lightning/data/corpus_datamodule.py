@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import WindowDataModule
 from .cache import CorpusTable, build_cache, cache_path, load_cache
-from .corpora import CorpusError, CorpusReader, DeapReader, RawDEConfig, SeedIVReader, SeedReader
+from .corpora import CorpusError, CorpusReader, DeapReader, RawDEConfig, RecordingsReader, SeedIVReader, SeedReader
 from .splits import SplitConfig
 from .windows import Normalization
 
@@ -93,7 +93,7 @@ class SeedDataModule(EEGCorpusDataModule):
         channels: electrode names to keep, in this order (e.g. DEAP's 32); default all 62.
         label_map: own class index -> new index; unmapped classes are dropped.
         split: train/test split (default: none, everything trains).
-        normalization: fitted on the training split only.
+        normalization: ``minmax`` / ``zscore`` (training split only), ``subject_*`` (per subject) or ``none``.
         batch_size: training batch size.
         num_workers: DataLoader workers.
         shuffle_seed: seed of the epoch-wise training order.
@@ -168,7 +168,7 @@ class DeapDataModule(EEGCorpusDataModule):
         channels: electrode names to keep, in this order.
         label_map: own class index -> new index.
         split: train/test split (default: none, everything trains).
-        normalization: fitted on the training split only.
+        normalization: ``minmax`` / ``zscore`` (training split only), ``subject_*`` (per subject) or ``none``.
         batch_size: training batch size.
         num_workers: DataLoader workers.
         shuffle_seed: seed of the epoch-wise training order.
@@ -216,3 +216,105 @@ class DeapDataModule(EEGCorpusDataModule):
 
     def make_reader(self, root: Path) -> CorpusReader:
         return DeapReader(root, self.label_dimension, self.threshold, self.baseline, self.raw)
+
+
+class RecordingsDataModule(EEGCorpusDataModule):
+    """Your own recordings: EEG files MNE reads plus a table (see :class:`RecordingsReader`).
+
+    Electrodes and classes come from the files and the table, so they are known (and checked) as
+    soon as the datamodule is built; the montage then links into the model like any corpus's.
+
+    Args:
+        root: directory the table's ``file`` column is relative to (default ``$SCMM_DATA_ROOT/RECORDINGS``).
+        table: the recordings table (CSV/TSV); relative paths are looked up in the working directory, then ``root``.
+        name: corpus name (logs, cache file names).
+        label_column: table column holding the label.
+        class_names: labels in class-index order (default: the table's labels, sorted).
+        montage: electrodes to read, in this order (default: those every recording has).
+        drop_channels: more non-EEG channel names to drop.
+        channel_aliases: file channel name -> 10-10 name.
+        resample: resample to this rate (Hz) before DE (default: each file's own rate).
+        raw: DE extraction settings.
+        cache_dir: feature cache.
+        subjects: subject ids to keep (default all).
+        sessions: sessions to keep (default all).
+        channels: electrodes to keep after reading, in this order (e.g. a montage shared with SEED).
+        label_map: own class index -> new index; unmapped classes are dropped.
+        split: train/test split (``leave_subjects_out`` for cross-subject evaluation).
+        normalization: ``minmax`` / ``zscore`` (training split only), ``subject_*`` (per subject) or ``none``.
+        batch_size: training batch size.
+        num_workers: DataLoader workers.
+        shuffle_seed: seed of the epoch-wise training order.
+    """
+
+    folder = "RECORDINGS"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        table: str = "recordings.csv",
+        name: str = "recordings",
+        label_column: str = "label",
+        class_names: list[str] | None = None,
+        montage: list[str] | None = None,
+        drop_channels: list[str] | None = None,
+        channel_aliases: dict[str, str] | None = None,
+        resample: float | None = None,
+        raw: RawDEConfig | None = None,
+        cache_dir: str | None = None,
+        subjects: list[int] | None = None,
+        sessions: list[int] | None = None,
+        channels: list[str] | None = None,
+        label_map: dict[int, int] | None = None,
+        split: SplitConfig | None = None,
+        normalization: Normalization = "minmax",
+        batch_size: int = 256,
+        num_workers: int = 0,
+        shuffle_seed: int = 0,
+    ) -> None:
+        self.table_path, self.name, self.label_column = table, name, label_column
+        self.reader_class_names, self.montage, self.drop_channels = class_names, montage, drop_channels
+        self.channel_aliases, self.resample, self.raw = channel_aliases, resample, raw or RawDEConfig()
+        super().__init__(
+            root,
+            cache_dir,
+            subjects,
+            sessions,
+            channels,
+            label_map,
+            split,
+            normalization,
+            batch_size,
+            num_workers,
+            shuffle_seed,
+            len(self.raw.bands),
+        )
+        self._reader: RecordingsReader | None = None
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        if self._reader is None:
+            self._reader = RecordingsReader(
+                root,
+                self.table_path,
+                self.name,
+                self.label_column,
+                self.reader_class_names,
+                self.montage,
+                self.drop_channels,
+                self.channel_aliases,
+                self.resample,
+                self.raw,
+            )
+        return self._reader
+
+    @property
+    def corpus_name(self) -> str:  # type: ignore[override]
+        return self.name
+
+    @property
+    def all_channel_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.reader().channel_names
+
+    @property
+    def all_class_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.reader().class_names

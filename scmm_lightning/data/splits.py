@@ -32,6 +32,20 @@ def loso_split(metadata: dict[str, np.ndarray], test_subject: int) -> tuple[np.n
     return ~test, test
 
 
+def leave_subjects_out_split(
+    metadata: dict[str, np.ndarray], test_subjects: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``test_subjects`` test, every other subject trains: no subject on both sides."""
+    subject = np.asarray(metadata["subject"])
+    missing = sorted(set(test_subjects) - set(subject.tolist()))
+    if missing:
+        raise ValueError(f"test_subjects {missing} are not among the subjects {sorted(set(subject.tolist()))}")
+    test = np.isin(subject, test_subjects)
+    if test.all():
+        raise ValueError(f"test_subjects {sorted(test_subjects)} are every subject; leave some to train on")
+    return ~test, test
+
+
 def cross_session_split(
     metadata: dict[str, np.ndarray], train_sessions: list[int], test_sessions: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -49,12 +63,14 @@ class SplitConfig:
 
     ``trial``: per subject and session the first ``train_trials`` trials train, the rest test
     (SEED's 9/6); ``loso``: ``test_subject`` tests, the others train; ``cross_session``:
-    ``train_sessions`` vs ``test_sessions``; ``none``: everything trains (pre-training).
+    ``train_sessions`` vs ``test_sessions``; ``leave_subjects_out``: ``test_subjects`` test, the
+    other subjects train; ``none``: everything trains (pre-training).
     """
 
-    kind: Literal["trial", "loso", "cross_session", "none"] = "trial"
+    kind: Literal["trial", "loso", "cross_session", "leave_subjects_out", "none"] = "trial"
     train_trials: int = 9
     test_subject: int | None = None
+    test_subjects: list[int] | None = None
     train_sessions: list[int] = field(default_factory=lambda: [1, 2])
     test_sessions: list[int] = field(default_factory=lambda: [3])
 
@@ -67,7 +83,11 @@ class SplitConfig:
             return loso_split(metadata, self.test_subject)
         if self.kind == "cross_session":
             return cross_session_split(metadata, self.train_sessions, self.test_sessions)
+        if self.kind == "leave_subjects_out":
+            if not self.test_subjects:
+                raise ValueError("split.kind=leave_subjects_out needs split.test_subjects (a list of subject ids)")
+            return leave_subjects_out_split(metadata, self.test_subjects)
         if self.kind == "none":
             n = len(metadata["subject"])
             return np.ones(n, bool), np.zeros(n, bool)
-        raise ValueError(f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session or none")
+        raise ValueError(f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session, leave_subjects_out or none")

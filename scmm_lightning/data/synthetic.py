@@ -135,7 +135,7 @@ class SyntheticEEGDataModule(WindowDataModule):
         channels: electrode names to keep, in this order (default all generated).
         label_map: own class index -> new index; unmapped classes are dropped.
         split: train/test split (default: none, everything trains).
-        normalization: ``minmax`` / ``zscore`` / ``none``, fitted on the training split only.
+        normalization: ``minmax`` / ``zscore`` / ``none`` (training split only) or ``subject_*``.
         batch_size: training batch size (originals per step).
         num_workers: DataLoader workers.
         shuffle_seed: seed of the epoch-wise training order.

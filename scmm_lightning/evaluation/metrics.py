@@ -14,12 +14,13 @@ from torchmetrics.functional.classification import (
 
 
 def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float | Tensor]:
-    """Accuracy, macro-F1, AUROC (binary: on P(class 1); multi-class: macro one-vs-rest) and the
+    """Accuracy, balanced accuracy (mean per-class recall), macro-F1, AUROC (binary: on P(class 1); multi-class: macro one-vs-rest) and the
     confusion matrix (rows true, columns predicted). Classes absent from ``target`` make AUROC NaN."""
     logits, target = logits.float(), target.long()
     pred = logits.argmax(dim=1)
     probs = torch.softmax(logits, dim=1)
     acc = multiclass_accuracy(pred, target, num_classes, average="micro").item()
+    balanced = multiclass_accuracy(pred, target, num_classes, average="macro").item()
     f1 = multiclass_f1_score(pred, target, num_classes, average="macro").item()
     present = torch.unique(target).numel()
     if present < 2:
@@ -29,4 +30,4 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> 
     else:
         auroc = multiclass_auroc(probs, target, num_classes, average="macro").item()
     confusion = multiclass_confusion_matrix(pred, target, num_classes)
-    return {"accuracy": acc, "macro_f1": f1, "auroc": auroc, "confusion": confusion}
+    return {"accuracy": acc, "balanced_accuracy": balanced, "macro_f1": f1, "auroc": auroc, "confusion": confusion}

@@ -38,19 +38,29 @@ def embed(encoder: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
 
 
 def fit_linear_probe(
-    train_x: Tensor, train_y: Tensor, num_classes: int, l2: float = 1e-3, max_iter: int = 100
+    train_x: Tensor,
+    train_y: Tensor,
+    num_classes: int,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+    balanced: bool = False,
 ) -> Callable[[Tensor], Tensor]:
     """Multinomial logistic regression on standardised features (statistics of ``train_x``), full
-    batch L-BFGS with an L2 penalty; returns a function mapping features to logits."""
+    batch L-BFGS with an L2 penalty; ``balanced`` weights each class by n / (K * n_class). Returns a
+    function mapping features to logits."""
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     xs = (train_x - mean) / std
     weight = torch.zeros(xs.shape[1], num_classes, requires_grad=True)
     bias = torch.zeros(num_classes, requires_grad=True)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    class_weight = None
+    if balanced:
+        counts = torch.bincount(train_y, minlength=num_classes).float()
+        class_weight = torch.where(counts > 0, len(train_y) / (num_classes * counts.clamp_min(1)), 0.0)
 
     def closure() -> Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(xs @ weight + bias, train_y) + l2 * weight.pow(2).sum()
+        loss = F.cross_entropy(xs @ weight + bias, train_y, weight=class_weight) + l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -66,16 +76,35 @@ def subjects_of(train: WindowDataset, test: WindowDataset | None) -> list[int]:
     return sorted(subjects)
 
 
+def is_cross_subject(train: WindowDataset, test: WindowDataset) -> bool:
+    """True when no subject has windows on both sides (leave-subjects-out splits)."""
+    return set(train.meta["subject"].tolist()).isdisjoint(test.meta["subject"].tolist())
+
+
 def linear_probe(
-    encoder: nn.Module, train: WindowDataset, test: WindowDataset, num_classes: int, l2: float = 1e-3
+    encoder: nn.Module,
+    train: WindowDataset,
+    test: WindowDataset,
+    num_classes: int,
+    l2: float = 1e-3,
+    balanced: bool = False,
 ) -> dict[int, dict[str, float | Tensor]]:
-    """Per target subject: probe fitted on its training windows, scored on its test windows."""
+    """Per target subject: probe fitted on its training windows, scored on its test windows. On a
+    cross-subject split (no subject on both sides) one probe is fitted on every training subject
+    and scored on each test subject."""
     train_h, test_h = embed(encoder, train.x), embed(encoder, test.x)
+    if is_cross_subject(train, test):
+        probe = fit_linear_probe(train_h, train.meta["label"], num_classes, l2, balanced=balanced)
+        logits, subject = probe(test_h), test.meta["subject"]
+        return {
+            int(s): classification_metrics(logits[subject == s], test.meta["label"][subject == s], num_classes)
+            for s in torch.unique(subject).tolist()
+        }
     results = {}
     for subject in subjects_of(train, test):
         tr = train.meta["subject"] == subject
         te = test.meta["subject"] == subject
-        probe = fit_linear_probe(train_h[tr], train.meta["label"][tr], num_classes, l2)
+        probe = fit_linear_probe(train_h[tr], train.meta["label"][tr], num_classes, l2, balanced=balanced)
         results[subject] = classification_metrics(probe(test_h[te]), test.meta["label"][te], num_classes)
     return results
 
@@ -94,6 +123,9 @@ class FinetuneConfig:
             that chooses the epoch.
         hidden: hidden width of the head (Linear -> sigmoid -> Linear).
         freeze_encoder: train the head only.
+        val_subjects: on a cross-subject split (no subject on both sides), one model is fine-tuned
+            on every training subject and the last this-many training subjects (by id) are its
+            validation part instead of ``val_trials``.
     """
 
     epochs: int = 50
@@ -104,6 +136,7 @@ class FinetuneConfig:
     val_trials: int = 2
     hidden: int = 128
     freeze_encoder: bool = False
+    val_subjects: int = 1
 
 
 def split_finetune_validation(meta: dict[str, Tensor], val_trials: int) -> tuple[Tensor, Tensor]:
@@ -133,10 +166,11 @@ def finetune_subject(
     test_y: Tensor,
     config: FinetuneConfig,
     seed: int,
+    test_groups: Tensor | None = None,
 ) -> dict:
     """Fine-tune a copy of ``encoder`` with a fresh head; choose the epoch by validation accuracy
     (ties: lower validation loss, then the earlier epoch); return test metrics of that epoch plus the
-    per-epoch histories."""
+    per-epoch histories, and with ``test_groups`` (e.g. subject ids) metrics per group under ``groups``."""
     device = next(encoder.parameters()).device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -187,6 +221,11 @@ def finetune_subject(
     model.load_state_dict(best_state)
     test_logits, _ = evaluate(test_x, test_y)
     metrics = classification_metrics(test_logits, test_y, num_classes)
+    if test_groups is not None:
+        metrics["groups"] = {
+            int(g): classification_metrics(test_logits[test_groups == g], test_y[test_groups == g], num_classes)
+            for g in torch.unique(test_groups).tolist()
+        }
     metrics.update(
         best_epoch=best_epoch,
         val_acc=history["val_acc"][best_epoch],
@@ -205,7 +244,10 @@ def finetune_protocol(
     seed: int,
     subjects: list[int] | None = None,
 ) -> dict[int, dict]:
-    """Run :func:`finetune_subject` for every target subject (or ``subjects``)."""
+    """Run :func:`finetune_subject` for every target subject (or ``subjects``); on a cross-subject
+    split, :func:`finetune_cross_subject`."""
+    if is_cross_subject(train, test):
+        return finetune_cross_subject(encoder, train, test, num_classes, config, seed, subjects)
     results = {}
     for subject in subjects if subjects is not None else subjects_of(train, test):
         tr = train.meta["subject"] == subject
@@ -227,4 +269,47 @@ def finetune_protocol(
         )
         results[subject]["n_finetune"], results[subject]["n_val"] = int(fit_mask.sum()), int(val_mask.sum())
         results[subject]["n_test"] = int(te.sum())
+    return results
+
+
+def finetune_cross_subject(
+    encoder: nn.Module,
+    train: WindowDataset,
+    test: WindowDataset,
+    num_classes: int,
+    config: FinetuneConfig,
+    seed: int,
+    subjects: list[int] | None = None,
+) -> dict[int, dict]:
+    """One model fine-tuned on every training subject, the epoch chosen on the last
+    ``config.val_subjects`` training subjects, scored on each test subject (or ``subjects``)."""
+    train_subjects = sorted(set(train.meta["subject"].tolist()))
+    if config.val_subjects >= len(train_subjects):
+        raise ValueError(
+            f"val_subjects={config.val_subjects} leaves no fine-tuning subject ({len(train_subjects)} train subjects)"
+        )
+    val = torch.isin(train.meta["subject"], torch.tensor(train_subjects[len(train_subjects) - config.val_subjects :]))
+    te = torch.ones(len(test), dtype=torch.bool)
+    if subjects is not None:
+        te = torch.isin(test.meta["subject"], torch.tensor(subjects))
+    y = train.meta["label"]
+    out = finetune_subject(
+        encoder,
+        num_classes,
+        train.x[~val],
+        y[~val],
+        train.x[val],
+        y[val],
+        test.x[te],
+        test.meta["label"][te],
+        config,
+        subject_seed(seed, 0, 1),
+        test_groups=test.meta["subject"][te],
+    )
+    shared = {k: out[k] for k in ("best_epoch", "val_acc", "optimistic_best_test_acc", "history")}
+    results = {}
+    for subject, metrics in out["groups"].items():
+        results[subject] = {**metrics, **shared}
+        results[subject]["n_finetune"], results[subject]["n_val"] = int((~val).sum()), int(val.sum())
+        results[subject]["n_test"] = int((test.meta["subject"] == subject).sum())
     return results

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METRICS = ("accuracy", "macro_f1", "auroc")
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 COLUMNS = (
     "method",
     "subject",
     "accuracy",
+    "balanced_accuracy",
     "macro_f1",
     "auroc",
     "best_epoch",

@@ -2,9 +2,10 @@
 
 from .base import CorpusError, CorpusReader, RawDEConfig, Recording
 from .deap import DeapReader
+from .recordings import RecordingsReader
 from .seed import SeedIVReader, SeedReader
 
-READERS = {"seed": SeedReader, "seed_iv": SeedIVReader, "deap": DeapReader}
+READERS = {"seed": SeedReader, "seed_iv": SeedIVReader, "deap": DeapReader, "recordings": RecordingsReader}
 
 __all__ = [
     "READERS",
@@ -13,6 +14,7 @@ __all__ = [
     "DeapReader",
     "RawDEConfig",
     "Recording",
+    "RecordingsReader",
     "SeedIVReader",
     "SeedReader",
 ]

@@ -136,6 +136,10 @@ class CorpusReader(ABC):
     def source_files(self) -> list[Path]:
         """Every file the reader will read (for the cache key)."""
 
+    def num_recordings(self) -> int:
+        """How many Recordings :meth:`recordings` yields (for the progress bar)."""
+        return len(self.source_files())
+
     @abstractmethod
     def params(self) -> dict[str, Any]:
         """Extraction parameters (for the cache key and the cache's attributes)."""
