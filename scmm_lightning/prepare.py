@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from .data.cache import build_cache, cache_path, default_cache_dir, load_cache
-from .data.corpora import CorpusError, DeapReader, RawDEConfig, SeedIVReader, SeedReader
+from .data.corpora import CorpusError, DeapReader, RawDEConfig, RecordingsReader, SeedIVReader, SeedReader
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,8 +16,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m scmm_lightning prepare",
         description="Read a corpus from its official layout, extract DE features and cache them (HDF5).",
     )
-    p.add_argument("--corpus", required=True, choices=["seed", "seed_iv", "deap"])
-    p.add_argument("--root", required=True, help="corpus root directory (official layout)")
+    p.add_argument("--corpus", required=True, choices=["seed", "seed_iv", "deap", "recordings"])
+    p.add_argument("--root", required=True, help="corpus root directory (official layout; recordings: the files)")
     p.add_argument(
         "--cache_dir", default=None, help=f"cache directory (default: $SCMM_CACHE_DIR or {default_cache_dir()})"
     )
@@ -42,6 +42,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threshold", type=float, default=5.0, help="DEAP: rating > threshold is high")
     p.add_argument("--baseline", default="subtract", choices=["none", "subtract"], help="DEAP: baseline DE treatment")
+    own = p.add_argument_group("recordings (your own EEG files, any format MNE reads)")
+    own.add_argument("--table", help="CSV/TSV: file, subject, label [, session, trial, start, stop]")
+    own.add_argument("--name", default="recordings", help="corpus name")
+    own.add_argument("--label_column", default="label", help="table column holding the label")
+    own.add_argument("--class_names", nargs="+", help="labels in class-index order (default: sorted)")
+    own.add_argument("--montage", nargs="+", help="electrodes to keep, in order (default: those in every file)")
+    own.add_argument("--drop_channels", nargs="+", help="more non-EEG channel names to drop")
+    own.add_argument("--resample", type=float, help="resample to this rate (Hz) before DE")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -50,7 +58,22 @@ def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
     raw = RawDEConfig(window_seconds=args.window_seconds, smoothing=args.smoothing)
     try:
-        if args.corpus == "deap":
+        if args.corpus == "recordings":
+            if not args.table:
+                raise CorpusError("--corpus recordings needs --table (the recordings table, CSV or TSV)")
+            reader = RecordingsReader(
+                args.root,
+                args.table,
+                args.name,
+                args.label_column,
+                args.class_names,
+                args.montage,
+                args.drop_channels,
+                None,
+                args.resample,
+                raw,
+            )
+        elif args.corpus == "deap":
             reader = DeapReader(args.root, args.label_dimension, args.threshold, args.baseline, raw)
         else:
             cls = SeedReader if args.corpus == "seed" else SeedIVReader
@@ -66,5 +89,6 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(table.summary())
+    print(f"channels:  {' '.join(table.channel_names)}")
     print(f"cache:     {path} ({'reused' if existed else f'built in {built:.1f} s'}; loads in {loaded:.2f} s)")
     return 0

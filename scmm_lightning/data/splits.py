@@ -90,4 +90,6 @@ class SplitConfig:
         if self.kind == "none":
             n = len(metadata["subject"])
             return np.ones(n, bool), np.zeros(n, bool)
-        raise ValueError(f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session, leave_subjects_out or none")
+        raise ValueError(
+            f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session, leave_subjects_out or none"
+        )

@@ -89,9 +89,7 @@ def make_loader(
     )
 
 
-def normalize(
-    features: np.ndarray, subject: np.ndarray, train: np.ndarray, kind: Normalization
-) -> np.ndarray:
+def normalize(features: np.ndarray, subject: np.ndarray, train: np.ndarray, kind: Normalization) -> np.ndarray:
     """Apply ``kind``: fitted on the training rows, or per subject on each subject's rows."""
     if kind.startswith("subject_"):
         out = np.empty_like(features)

@@ -40,6 +40,7 @@ NON_EEG_NAMES = frozenset(
 )
 """Dropped by (canonical) name whatever type the file gives them; EDF stores every channel as EEG."""
 
+RESAMPLE_MARGIN = 2.0  # seconds read beyond a segment's ends before resampling
 COLUMNS = ("file", "subject", "session", "trial", "label", "start", "stop")
 _TYPE_INFERRING = {".edf", ".bdf", ".gdf"}
 
@@ -72,6 +73,14 @@ class Header:
     @property
     def duration(self) -> float:
         return self.n_times / self.sfreq
+
+
+def _quiet_mne():
+    """MNE's per-call ``verbose`` swaps a global log level, which races across threads; hold one
+    level around the whole parallel section instead."""
+    import mne
+
+    return mne.utils.use_log_level("ERROR")
 
 
 def _open_raw(path: Path):
@@ -109,36 +118,8 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
     ranks: dict[tuple[int, int], int] = {}
     for i, row in enumerate(rows):
         line = i + 2  # the header is line 1
-
-        def cell(name: str) -> str:
-            return (row.get(name) or "").strip()
-
-        def integer(name: str, default: int | None) -> int | None:
-            text = cell(name)
-            if not text:
-                if default is None:
-                    problems.append(f"line {line}: empty {name!r}")
-                return default
-            try:
-                return int(text)
-            except ValueError:
-                problems.append(f"line {line}: {name} {text!r} is not an integer")
-                return default
-
-        def seconds(name: str) -> float | None:
-            text = cell(name)
-            if not text:
-                return None
-            try:
-                value = float(text)
-            except ValueError:
-                problems.append(f"line {line}: {name} {text!r} is not a number of seconds")
-                return None
-            if not math.isfinite(value) or value < 0:
-                problems.append(f"line {line}: {name} {text!r} must be a finite number of seconds >= 0")
-                return None
-            return value
-
+        cells = _Cells(row, line, problems)
+        cell, integer, seconds = cells.text, cells.integer, cells.seconds
         file_name = cell("file")
         if not file_name:
             problems.append(f"line {line}: empty 'file'")
@@ -163,7 +144,9 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
     for s in segments:
         key = (s.subject, s.session, s.trial)
         if key in seen:
-            problems.append(f"line {s.line}: subject {s.subject} session {s.session} trial {s.trial} repeats line {seen[key]}")
+            problems.append(
+                f"line {s.line}: subject {s.subject} session {s.session} trial {s.trial} repeats line {seen[key]}"
+            )
         seen.setdefault(key, s.line)
     if not rows:
         problems.append("no rows")
@@ -268,7 +251,7 @@ class RecordingsReader(CorpusReader):
 
     @cached_property
     def headers(self) -> dict[Path, Header]:
-        with ThreadPoolExecutor(self.workers) as pool:
+        with _quiet_mne(), ThreadPoolExecutor(self.workers) as pool:
             return dict(zip(self.files(), pool.map(self.header, self.files())))
 
     @property
@@ -340,18 +323,25 @@ class RecordingsReader(CorpusReader):
                 f"({header.duration:.3f} s)"
             )
         first, last = int(round(start * header.sfreq)), min(int(round(stop * header.sfreq)), header.n_times)
+        # resampling is FFT-based: read up to RESAMPLE_MARGIN s either side and cut it off afterwards,
+        # so segment edges inside a file carry no wrap-around artefact
+        pad = int(RESAMPLE_MARGIN * header.sfreq) if self.resample and self.resample != header.sfreq else 0
+        lo, hi = max(0, first - pad), min(header.n_times, last + pad)
         raw = _open_raw(segment.file)
         picks = [header.channels[n] for n in self.montage]
         try:
-            data = raw.get_data(picks=picks, start=first, stop=last, units="uV")
+            data = raw.get_data(picks=picks, start=lo, stop=hi, units="uV")
         except Exception as err:
-            raise CorpusError(f"{segment.file}: reading samples {first}..{last} failed ({err})") from err
+            raise CorpusError(f"{segment.file}: reading samples {lo}..{hi} failed ({err})") from err
         check_finite(data, f"{segment.file}")
         sfreq = header.sfreq
-        if self.resample and self.resample != sfreq:
+        if pad:
             import mne
 
             data = mne.filter.resample(data, up=self.resample, down=sfreq, axis=-1, verbose="ERROR")
+            ratio = self.resample / sfreq
+            begin = int(round((first - lo) * ratio))
+            data = data[:, begin : begin + int(round((last - first) * ratio))]
             sfreq = self.resample
         needed = int(round(self.raw.window_seconds * sfreq))
         if data.shape[-1] < needed:
@@ -374,7 +364,8 @@ class RecordingsReader(CorpusReader):
         with ThreadPoolExecutor(self.workers) as pool:
             for (subject, session), segs in sorted(groups.items()):
                 segs = sorted(segs, key=lambda s: s.trial)
-                per_trial = list(pool.map(self.features, segs))
+                with _quiet_mne():
+                    per_trial = list(pool.map(self.features, segs))
                 counts = [len(f) for f in per_trial]
                 yield Recording(
                     features=np.concatenate(per_trial).astype(np.float32),
@@ -386,6 +377,42 @@ class RecordingsReader(CorpusReader):
                     source=", ".join(dict.fromkeys(str(s.file) for s in segs)),
                     corpus=self.name,
                 )
+
+
+class _Cells:
+    """Typed access to one table row; problems are collected with the row's line number."""
+
+    def __init__(self, row: dict[str, str | None], line: int, problems: list[str]) -> None:
+        self.row, self.line, self.problems = row, line, problems
+
+    def text(self, name: str) -> str:
+        return (self.row.get(name) or "").strip()
+
+    def integer(self, name: str, default: int | None) -> int | None:
+        text = self.text(name)
+        if not text:
+            if default is None:
+                self.problems.append(f"line {self.line}: empty {name!r}")
+            return default
+        try:
+            return int(text)
+        except ValueError:
+            self.problems.append(f"line {self.line}: {name} {text!r} is not an integer")
+            return default
+
+    def seconds(self, name: str) -> float | None:
+        text = self.text(name)
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            self.problems.append(f"line {self.line}: {name} {text!r} is not a number of seconds")
+            return None
+        if not math.isfinite(value) or value < 0:
+            self.problems.append(f"line {self.line}: {name} {text!r} must be a finite number of seconds >= 0")
+            return None
+        return value
 
 
 def _is_int(text: str) -> bool:
