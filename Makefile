@@ -8,7 +8,7 @@ SEEDS ?= 0 1 2
 REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
 	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
 
-.PHONY: help install demo test test-all lint bench bench-de reproduce-seed2deap reproduce-all ablations
+.PHONY: help install demo test test-all lint bench bench-de bench-recordings reproduce-seed2deap reproduce-all ablations
 SETTING ?= experiments/ablations_synthetic.yaml
 
 help: ## show this help
@@ -36,6 +36,9 @@ bench: ## pre-training throughput: SCMM step vs its floor (last line JSON)
 
 bench-de: ## DEAP-shaped raw -> DE extraction and cache reload times (last line JSON)
 	$(PYTHON) benchmarks/de_extraction.py
+
+bench-recordings: ## own-recordings reader on the 24 real eegmat EDF files: prepare and reload times (last line JSON)
+	$(PYTHON) benchmarks/prepare_recordings.py
 
 reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2): make reproduce-seed2deap DATA_ROOT=/path
 	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml

@@ -48,11 +48,20 @@ def recordings_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def data_root(
-    seed_root: Path, seed_iv_root: Path, deap_root: Path, recordings_root: Path, tmp_path_factory: pytest.TempPathFactory
+    seed_root: Path,
+    seed_iv_root: Path,
+    deap_root: Path,
+    recordings_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     """A $SCMM_DATA_ROOT holding the fixture corpora as SEED/, SEED_IV/, DEAP/ and RECORDINGS/."""
     root = tmp_path_factory.mktemp("data_root")
-    for name, src in (("SEED", seed_root), ("SEED_IV", seed_iv_root), ("DEAP", deap_root), ("RECORDINGS", recordings_root)):
+    for name, src in (
+        ("SEED", seed_root),
+        ("SEED_IV", seed_iv_root),
+        ("DEAP", deap_root),
+        ("RECORDINGS", recordings_root),
+    ):
         (root / name).symlink_to(src, target_is_directory=True)
     return root
 

@@ -140,9 +140,9 @@ def test_unmatched_channels_name_the_file(tmp_path: Path) -> None:
     )
     (tmp_path / "t.csv").write_text("file,subject,label\nodd_raw.fif,1,a\n")
     with pytest.raises(CorpusError, match=r"odd_raw.fif: channels \['Chan1', 'Chan2'\] match no 10-10"):
-        RecordingsReader(tmp_path, tmp_path / "t.csv").channel_names
+        _ = RecordingsReader(tmp_path, tmp_path / "t.csv").channel_names
     with pytest.raises(CorpusError, match=r"odd_raw.fif: electrodes \['PZ'\] of the montage are missing"):
-        RecordingsReader(tmp_path, tmp_path / "t.csv", montage=["Cz", "Pz"]).channel_names
+        _ = RecordingsReader(tmp_path, tmp_path / "t.csv", montage=["Cz", "Pz"]).channel_names
     reader = RecordingsReader(tmp_path, tmp_path / "t.csv", channel_aliases={"Chan1": "C3", "Chan2": "C4"})
     assert reader.channel_names == ("C3", "CZ", "C4")
 

@@ -89,7 +89,7 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
         from tqdm.auto import tqdm
 
         bar = tqdm(
-            total=reader.num_recordings(), desc=f"building {reader.name} cache", unit="file", disable=not progress
+            total=reader.num_recordings(), desc=f"building {reader.name} cache", unit="recording", disable=not progress
         )
         with h5py.File(tmp, "w") as h5:
             feats = None

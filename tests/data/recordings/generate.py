@@ -57,7 +57,9 @@ def write_recordings(root: Path, seed: int = 0) -> tuple[Path, dict[tuple[int, i
                 truth[(subject, trial)] = uv[: len(EEG_NAMES), span].copy()
                 start = "" if k == 0 else f"{k * SEGMENT_SECONDS:g}"
                 stop = "" if k == 2 else f"{(k + 1) * SEGMENT_SECONDS:g}"
-                rows.append(f"sub-{subject:02d}/run{run}_raw.fif,{subject},1,{trial},{segment_label(trial)},{start},{stop}")
+                rows.append(
+                    f"sub-{subject:02d}/run{run}_raw.fif,{subject},1,{trial},{segment_label(trial)},{start},{stop}"
+                )
             types = ["eeg"] * len(EEG_NAMES) + list(EXTRA.values())
             info = mne.create_info([names[i] for i in order], SFREQ, [types[i] for i in order])
             raw = mne.io.RawArray(uv[order] * 1e-6, info, verbose="ERROR")  # FIF stores volts
