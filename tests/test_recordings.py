@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 import subprocess
@@ -245,3 +246,28 @@ def test_prepare_command(corpus, tmp_path: Path) -> None:
     assert "features:  (19, 5)" in out and "calm=48, excited=48" in out
     bad = subprocess.run([*cmd, "--table", str(tmp_path / "none.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "none.csv does not exist" in bad.stderr
+
+
+def test_recordings_as_the_source_of_a_cross_corpus_run(corpora_env: Path, tmp_path: Path) -> None:
+    """The reverse direction through the real CLI: pre-train on own recordings, evaluate on SEED
+    (fixture) on the 19 shared electrodes."""
+    from test_cli import run_fit
+
+    config = Path(__file__).resolve().parents[1] / "experiments" / "own_recordings.yaml"
+    source = "scmm_lightning.data.RecordingsDataModule"
+    montage = "[FP1, FP2, F7, F3, FZ, F4, F8, T7, C3, CZ, C4, T8, P7, P3, PZ, P4, P8, O1, O2]"
+    run_fit(
+        config,
+        tmp_path,
+        "--trainer.fast_dev_run=true",
+        f"--data.init_args.source={source}",
+        "--data.init_args.source.init_args.montage", montage,
+        "--data.init_args.source.init_args.batch_size=16",
+        "--data.init_args.target=scmm_lightning.data.SeedDataModule",
+        "--data.init_args.target.init_args.channels", montage,
+        "--data.init_args.target.init_args.split.kind=trial",
+        "--data.init_args.target.init_args.split.train_trials=9",
+        "--data.init_args.target.init_args.sessions=[1]",
+    )  # fmt: skip
+    rows = list(csv.DictReader(next(tmp_path.rglob("transfer_results.csv")).open()))
+    assert {r["method"] for r in rows} == {"pretrained", "random_init"}
