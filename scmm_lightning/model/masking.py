@@ -57,12 +57,14 @@ class HybridMasking(nn.Module):
         if self.mode == "channel":
             return (torch.rand((n, c, 1), device=device, generator=generator) < keep_p).expand(n, c, f)
         # One draw for everything: columns [0, f) entry mask, f channel mask, f + 1 the choice.
+        # Choosing the uniform first and comparing once equals choosing between the two masks.
         u = torch.rand((n, c, f + 2), device=device, generator=generator)
-        entry, channel = u[:, :, :f] < keep_p, u[:, :, f : f + 1] < keep_p
         choice = u[:, :, f + 1 :] if self.mode == "hybrid" else u[:, :1, f + 1 :]
-        return torch.where(choice > self.threshold, entry, channel)
+        return torch.where(choice > self.threshold, u[:, :, :f], u[:, :, f : f + 1]) < keep_p
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        copies = x.repeat(self.num_masks, 1, 1)
-        keep = self.keep_mask(copies.shape, x.device, generator)
-        return copies.masked_fill_(~keep, 0.0), keep
+        b = x.shape[0]
+        keep = self.keep_mask(torch.Size((self.num_masks * b, *x.shape[1:])), x.device, generator)
+        # a multiply, not masked_fill: several times faster on the CPU (inputs are finite)
+        masked = (keep.view(self.num_masks, *x.shape) * x).view(keep.shape)
+        return masked, keep
