@@ -49,9 +49,22 @@ def parser() -> argparse.ArgumentParser:
     own.add_argument("--class_names", nargs="+", help="labels in class-index order (default: sorted)")
     own.add_argument("--montage", nargs="+", help="electrodes to keep, in order (default: those in every file)")
     own.add_argument("--drop_channels", nargs="+", help="more non-EEG channel names to drop")
+    own.add_argument(
+        "--channel_alias", nargs="+", default=[], metavar="NAME=ELECTRODE", help="e.g. 'LE1=F7': file name -> 10-10"
+    )
     own.add_argument("--resample", type=float, help="resample to this rate (Hz) before DE")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
+
+
+def aliases(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, electrode = pair.partition("=")
+        if not sep or not name.strip() or not electrode.strip():
+            raise CorpusError(f"--channel_alias {pair!r}: write NAME=ELECTRODE, e.g. 'LE1=F7'")
+        out[name.strip()] = electrode.strip()
+    return out
 
 
 def main(argv: Sequence[str]) -> int:
@@ -69,7 +82,7 @@ def main(argv: Sequence[str]) -> int:
                 args.class_names,
                 args.montage,
                 args.drop_channels,
-                None,
+                aliases(args.channel_alias),
                 args.resample,
                 raw,
             )

@@ -148,6 +148,23 @@ def test_unmatched_channels_name_the_file(tmp_path: Path) -> None:
     assert reader.channel_names == ("C3", "CZ", "C4")
 
 
+def test_electrodes_missing_from_some_recordings_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    import mne
+
+    rng = np.random.default_rng(0)
+    for name, chans in (("a_raw.fif", ["Cz", "Pz", "Oz"]), ("b_raw.fif", ["EEG Pz", "EEG Cz"])):
+        info = mne.create_info(chans, 100.0, "eeg")
+        mne.io.RawArray(rng.normal(size=(len(chans), 300)) * 1e-6, info, verbose="ERROR").save(
+            tmp_path / name, verbose="ERROR"
+        )
+    (tmp_path / "t.csv").write_text("file,subject,label\na_raw.fif,1,x\nb_raw.fif,2,y\n")
+    reader = RecordingsReader(tmp_path, tmp_path / "t.csv")
+    with pytest.warns(UserWarning, match=r"electrodes \['OZ'\] are not in every recording"):
+        assert reader.channel_names == ("CZ", "PZ")
+    recs = list(reader.recordings())
+    assert [r.features.shape for r in recs] == [(3, 2, 5), (3, 2, 5)]
+
+
 def test_cache_round_trip_and_reuse(corpus, tmp_path: Path) -> None:
     root, table = copy_corpus(corpus, tmp_path)
     reader = RecordingsReader(root, table, name="own")
@@ -237,7 +254,8 @@ def test_prepare_command(corpus, tmp_path: Path) -> None:
     root, table, _ = corpus
     cmd = [sys.executable, "-m", "scmm_lightning", "prepare", "--corpus", "recordings", "--root", str(root)]
     out = subprocess.run(
-        [*cmd, "--table", str(table), "--name", "own", "--cache_dir", str(tmp_path), "--no_progress"],
+        [*cmd, "--table", str(table), "--name", "own", "--cache_dir", str(tmp_path), "--no_progress"]
+        + ["--channel_alias", "Fp1=FP1"],
         capture_output=True,
         text=True,
         check=True,
@@ -246,6 +264,8 @@ def test_prepare_command(corpus, tmp_path: Path) -> None:
     assert "features:  (19, 5)" in out and "calm=48, excited=48" in out
     bad = subprocess.run([*cmd, "--table", str(tmp_path / "none.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "none.csv does not exist" in bad.stderr
+    bad = subprocess.run([*cmd, "--table", str(table), "--channel_alias", "Fp1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "write NAME=ELECTRODE" in bad.stderr
 
 
 def test_recordings_as_the_source_of_a_cross_corpus_run(corpora_env: Path, tmp_path: Path) -> None:
