@@ -128,6 +128,8 @@ def test_bad_tables_and_files_name_the_line_or_file(corpus, tmp_path: Path) -> N
     check([lines[0], lines[1], lines[2].replace(",4,8", ",4,4.5")], "line 3", "shorter than one 1.0 s window")
     check([lines[0], lines[1], lines[1].replace(",1,calm", ",1,excited")], "line 3", "repeats line 2")
     check(["file,label", lines[1]], "columns ['subject'] missing")
+    check([lines[0], lines[1].replace(",1,1,1,", ",sub-01,1,1,")], "line 2", "subject 'sub-01' is not an integer")
+    check([lines[0], lines[1].replace(",,4", ",5,4")], "line 2", "stop 4.0 s is not after start 5.0 s")
     (root / "sub-01" / "broken_raw.fif").write_bytes(b"\x00not a fif file" * 10)
     check([lines[0], "sub-01/broken_raw.fif,1,1,1,calm,,"], "broken_raw.fif", "MNE cannot read")
 
