@@ -15,10 +15,18 @@ from scmm_lightning.cli import main
 from scmm_lightning.data import DEAP_32, CrossCorpusDataModule, SplitConfig, SyntheticEEGDataModule
 from scmm_lightning.evaluation import FinetuneConfig, classification_metrics, split_finetune_validation
 from scmm_lightning.evaluation.protocol import finetune_subject
+from scmm_lightning.evaluation.results import console_table
 from scmm_lightning.model import CNNEncoder
 from scmm_lightning.tasks import SCMMPretraining
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _number(text: str) -> object:
+    try:
+        return float(text) if "." in text or "nan" in text else int(text)
+    except ValueError:
+        return text
 
 
 def trial_keys(meta, mask=None) -> set:
@@ -73,12 +81,14 @@ def test_auroc_binary_and_multiclass_against_hand_computation() -> None:
     m = classification_metrics(logits, target, 2)
     # P(class 1) ranks: positives {2.0, -0.2}, negatives {-1.0, 0.5}: pairs won 3 of 4
     assert m["auroc"] == pytest.approx(0.75) and m["accuracy"] == pytest.approx(0.5)
+    assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1 / 2) / 2)  # recall 1/2 in each class
     logits3 = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [0, 3.0, 0]])
     m3 = classification_metrics(logits3, torch.tensor([0, 1, 2, 2]), 3)
     assert m3["accuracy"] == pytest.approx(0.75)
     # macro F1: class0 1, class1 2/3 (p 0.5, r 1), class2 2/3 (p 1, r 0.5)
     assert m3["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
     assert m3["confusion"].tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert m3["balanced_accuracy"] == pytest.approx((1 + 1 + 1 / 2) / 3)
 
 
 def run_pair(tmp_path: Path, *extra: str) -> Path:
@@ -108,6 +118,21 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
         assert (a.parent / f"transfer_results{suffix}").stat().st_size > 0
     md = (a.parent / "transfer_results.md").read_text()
     assert "optimistic" in md.lower()
+    # the summary table: as many header cells as value cells; means recomputed from the CSV
+    summary_lines = md.split("## Mean")[1].splitlines()
+    table = [line for line in summary_lines if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(header)
+        column = cells[header.index("balanced acc.")]
+        values = [float(r["balanced_accuracy"]) for r in rows if r["method"] == cells[0]]
+        assert float(column.split(" +/- ")[0]) == pytest.approx(sum(values) / len(values), abs=1e-4)
+    console = console_table([{k: _number(v) for k, v in r.items()} for r in rows], "t").splitlines()
+    head = next(line for line in console if line.startswith("method"))
+    value_line = next(line for line in console if line.startswith("pretrained") and "+/-" in line)
+    assert head.split()[1:] == ["accuracy", "balanced", "acc.", "macro-F1", "AUROC", "optimistic*"]
+    assert value_line.count("+/-") == 5  # one mean +/- std under each of the five headings
 
 
 def test_pretraining_beats_random_init_on_linear_probe() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1", "auroc": "AUROC"}
 COLUMNS = (
     "method",
     "subject",
@@ -64,16 +65,16 @@ def markdown(rows: list[dict], title: str) -> str:
         "",
         "## Mean +/- std over target subjects",
         "",
-        "| method | accuracy | macro_f1 | auroc | optimistic best-test accuracy* |",
-        "|---|---|---|---|---|",
+        "| method | " + " | ".join(LABELS[k] for k in METRICS) + " | optimistic best-test accuracy* |",
+        "|---|" + "---|" * (len(METRICS) + 1),
     ]
     for method, s in summary(rows).items():
         cells = [f"{s[k][0]:.4f} +/- {s[k][1]:.4f}" for k in (*METRICS, "optimistic_best_test_acc")]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Accuracy, macro-F1 and AUROC are on test trials at the epoch chosen on validation trials carved",
-        "from each subject's fine-tuning trials. *Optimistic: the best test accuracy over fine-tuning epochs",
+        "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials at the epoch chosen on validation",
+        "trials carved from each subject's fine-tuning trials. *Optimistic: the best test accuracy over fine-tuning epochs",
         "(the authors' protocol, model selection on test data); for comparison with published numbers only.",
     ]
     return "\n".join(lines) + "\n"
@@ -91,7 +92,7 @@ def console_table(rows: list[dict], title: str) -> str:
         f"{'subject':>8}" + "".join(f"{m:>{width + 4}}" for m in methods),
     ]
     lines += [f"{sub:>8}" + "".join(f"{_fmt(acc.get((m, sub))):>{width + 4}}" for m in methods) for sub in subjects]
-    head = f"{'method':<{width}}{'accuracy':>20}{'macro-F1':>20}{'AUROC':>20}{'optimistic*':>20}"
+    head = f"{'method':<{width}}" + "".join(f"{LABELS[k]:>20}" for k in METRICS) + f"{'optimistic*':>20}"
     lines += ["", "mean +/- std over subjects:", head, "-" * len(head)]
     for method, v in s.items():
         lines.append(
