@@ -293,3 +293,24 @@ def test_recordings_as_the_source_of_a_cross_corpus_run(corpora_env: Path, tmp_p
     )  # fmt: skip
     rows = list(csv.DictReader(next(tmp_path.rglob("transfer_results.csv")).open()))
     assert {r["method"] for r in rows} == {"pretrained", "random_init"}
+
+
+def test_own_recordings_config_with_a_cross_subject_split(corpora_env: Path, tmp_path: Path) -> None:
+    """The shipped config switched to leave-subjects-out: the probe and the fine-tuning train on
+    subjects 1-2 and report subjects 3-4 only."""
+    from test_cli import run_fit
+
+    config = Path(__file__).resolve().parents[1] / "experiments" / "own_recordings.yaml"
+    run_fit(
+        config,
+        tmp_path,
+        "--trainer.fast_dev_run=true",
+        "--data.init_args.source.init_args.batch_size=32",
+        "--data.init_args.target.init_args.split.kind=leave_subjects_out",
+        "--data.init_args.target.init_args.split.test_subjects=[3, 4]",
+        "--data.init_args.target.init_args.normalization=subject_zscore",
+    )
+    rows = list(csv.DictReader(next(tmp_path.rglob("transfer_results.csv")).open()))
+    assert sorted({int(r["subject"]) for r in rows}) == [3, 4]
+    # one model: fine-tuned on subject 1 (6 trials x 4 windows), epoch chosen on subject 2 (val_subjects: 1)
+    assert {(r["n_finetune"], r["n_val"], r["n_test"]) for r in rows} == {("24", "24", "24")}

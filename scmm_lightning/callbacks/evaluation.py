@@ -141,7 +141,7 @@ class CrossCorpusTransfer(L.Callback):
         config, subjects = self.finetune, self.subjects
         if quick:  # fast_dev_run: one epoch, two subjects, just to exercise the code
             config = FinetuneConfig(**{**vars(config), "epochs": 1})
-            subjects = sorted(set(target.train_set.meta["subject"].tolist()))[:2]
+            subjects = sorted(set(target.test_set.meta["subject"].tolist()))[:2]
         seed = base_seed()
         encoders = {"pretrained": pl_module.encoder}
         if self.compare_random_init:
