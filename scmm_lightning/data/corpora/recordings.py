@@ -312,8 +312,9 @@ class RecordingsReader(CorpusReader):
             "raw": asdict(self.raw),
         }
 
-    def read_segment(self, segment: Segment) -> tuple[np.ndarray, float]:
-        """(C, n) microvolts of the segment's montage electrodes and its sampling rate."""
+    def read_segment(self, segment: Segment, raw: Any = None) -> tuple[np.ndarray, float]:
+        """(C, n) microvolts of the segment's montage electrodes and its sampling rate; ``raw``: the
+        file already opened (``mne.io.read_raw``, not preloaded)."""
         header = self.headers[segment.file]
         start = segment.start or 0.0
         stop = header.duration if segment.stop is None else segment.stop
@@ -327,7 +328,7 @@ class RecordingsReader(CorpusReader):
         # so segment edges inside a file carry no wrap-around artefact
         pad = int(RESAMPLE_MARGIN * header.sfreq) if self.resample and self.resample != header.sfreq else 0
         lo, hi = max(0, first - pad), min(header.n_times, last + pad)
-        raw = _open_raw(segment.file)
+        raw = raw if raw is not None else _open_raw(segment.file)
         picks = [header.channels[n] for n in self.montage]
         try:
             data = raw.get_data(picks=picks, start=lo, stop=hi, units="uV")
@@ -351,9 +352,10 @@ class RecordingsReader(CorpusReader):
             )
         return data, sfreq
 
-    def features(self, segment: Segment) -> np.ndarray:
-        data, sfreq = self.read_segment(segment)
-        return self.raw.extract([data], sfreq)[0]
+    def features(self, segments: list[Segment]) -> list[np.ndarray]:
+        """DE windows of segments of ONE file, opened once."""
+        raw = _open_raw(segments[0].file)
+        return [self.raw.extract([data], sfreq)[0] for data, sfreq in (self.read_segment(s, raw) for s in segments)]
 
     def recordings(self) -> Iterator[Recording]:
         groups: dict[tuple[int, int], list[Segment]] = {}
@@ -365,7 +367,11 @@ class RecordingsReader(CorpusReader):
             for (subject, session), segs in sorted(groups.items()):
                 segs = sorted(segs, key=lambda s: s.trial)
                 with _quiet_mne():
-                    per_trial = list(pool.map(self.features, segs))
+                    by_file: dict[Path, list[Segment]] = {}
+                    for seg in segs:
+                        by_file.setdefault(seg.file, []).append(seg)
+                    done = dict(zip(by_file, pool.map(self.features, by_file.values())))
+                    per_trial = [done[seg.file][by_file[seg.file].index(seg)] for seg in segs]
                 counts = [len(f) for f in per_trial]
                 yield Recording(
                     features=np.concatenate(per_trial).astype(np.float32),
