@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-
 import lightning as L
 from lightning.pytorch.cli import ArgsType, LightningCLI
+
+from .entry import main  # noqa: F401  (re-exported: scmm_lightning.cli:main keeps working)
 
 
 class SCMMLightningCLI(LightningCLI):
@@ -34,25 +33,3 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
         args=args,
         run=run,
     )
-
-
-def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m scmm_lightning`` and the ``scmm-lightning`` console script.
-
-    Subcommands: ``fit``, ``validate``, ``test``, ``predict`` (LightningCLI), ``prepare`` (build a
-    corpus's feature cache) and ``transfer`` (run the fine-tuning protocol from a checkpoint).
-    """
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv[:1] == ["transfer"]:
-        from .transfer import main as transfer_main
-
-        transfer_main(argv[1:])
-        return
-    if argv[:1] == ["prepare"]:
-        from .prepare import main as prepare_main
-
-        code = prepare_main(argv[1:])
-        if code:
-            raise SystemExit(code)
-        return
-    build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself

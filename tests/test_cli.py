@@ -127,3 +127,13 @@ def test_encoder_is_replaceable_by_class_path(tiny_config: Path) -> None:
     )
     assert cli.model.encoder.features[0].out_channels == 16
     assert cli.model.encoder.out_features == 64 * 3 and cli.model.projector.net[0].in_features == 64 * 3
+
+
+def test_prepare_starts_without_lightning_or_torch() -> None:
+    """`prepare` only reads files and writes a cache: importing Lightning (~3 s) is not its business."""
+    code = (
+        "import sys; import scmm_lightning.prepare, scmm_lightning.data.corpora, scmm_lightning.data.cache; "
+        "print(sorted(m for m in ('lightning', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
