@@ -229,8 +229,7 @@ def toy_sets(seed: int = 0) -> tuple[WindowDataset, WindowDataset]:
 def test_cross_subject_probe_is_one_probe_on_all_training_subjects() -> None:
     train, test = toy_sets()
     flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
-    flat.register_buffer("anchor", torch.zeros(1))  # embed() reads the device off a parameter
-    flat.anchor_param = torch.nn.Parameter(torch.zeros(1))
+    flat.anchor = torch.nn.Parameter(torch.zeros(1))  # embed() reads the device off a parameter
     got = linear_probe(flat, train, test, 2)
     probe = fit_linear_probe(train.x.flatten(1), train.meta["label"], 2)
     assert sorted(got) == [8, 9]

@@ -103,15 +103,23 @@ def trial_keys(mat: dict[str, Any], pattern: str, path: Path) -> dict[int, str]:
 
 
 def windows_recording(
-    per_trial: list[np.ndarray], labels: list[int], subject: int, session: int, source: str, corpus: str
+    per_trial: list[np.ndarray],
+    labels: list[int],
+    subject: int,
+    session: int,
+    source: str,
+    corpus: str,
+    trials: list[int] | None = None,
 ) -> Recording:
-    """Concatenate per-trial (W_t, C, F) features (trials numbered from 1) into a Recording."""
+    """Concatenate per-trial (W_t, C, F) features into a Recording; trials are numbered ``trials``
+    (default 1, 2, ...)."""
     counts = [f.shape[0] for f in per_trial]
+    trials = list(range(1, len(per_trial) + 1)) if trials is None else trials
     return Recording(
         features=np.concatenate(per_trial).astype(np.float32),
         subject=subject,
         session=session,
-        trial=np.repeat(np.arange(1, len(per_trial) + 1), counts),
+        trial=np.repeat(np.asarray(trials, dtype=np.int64), counts),
         window=np.concatenate([np.arange(c) for c in counts]),
         label=np.repeat(np.asarray(labels, dtype=np.int64), counts),
         source=source,

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from ..channels import REFERENCE_ELECTRODES, TEN_TEN, canonical
-from .base import CorpusError, CorpusReader, RawDEConfig, Recording, check_finite
+from .base import CorpusError, CorpusReader, RawDEConfig, Recording, check_finite, windows_recording
 
-NON_EEG_TYPES = frozenset({"ecg", "eog", "emg", "stim", "misc", "resp", "bio", "gsr", "temperature", "syst"})
+EEG_TYPES = frozenset({"eeg", "seeg", "ecog"})
+"""MNE channel types kept; every other type (ecg, eog, emg, stim, misc, ...) is dropped."""
 NON_EEG_NAMES = frozenset(
     {"ECG", "EKG", "EOG", "HEOG", "VEOG", "EMG", "STATUS", "TRIGGER", "STI 014", "RESP", "GSR", "PHOTIC", "EVENT"}
     | REFERENCE_ELECTRODES
@@ -41,7 +42,6 @@ NON_EEG_NAMES = frozenset(
 """Dropped by (canonical) name whatever type the file gives them; EDF stores every channel as EEG."""
 
 RESAMPLE_MARGIN = 2.0  # seconds read beyond a segment's ends before resampling
-COLUMNS = ("file", "subject", "session", "trial", "label", "start", "stop")
 _TYPE_INFERRING = {".edf", ".bdf", ".gdf"}
 
 
@@ -119,23 +119,22 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
     for i, row in enumerate(rows):
         line = i + 2  # the header is line 1
         cells = _Cells(row, line, problems)
-        cell, integer, seconds = cells.text, cells.integer, cells.seconds
-        file_name = cell("file")
+        file_name = cells.text("file")
         if not file_name:
             problems.append(f"line {line}: empty 'file'")
             continue
-        label = cell(label_column)
+        label = cells.text(label_column)
         if not label:
             problems.append(f"line {line}: empty {label_column!r} cell for {file_name}")
-        subject = integer("subject", None)
-        session = integer("session", 1)
-        start, stop = seconds("start"), seconds("stop")
+        subject = cells.integer("subject", None)
+        session = cells.integer("session", 1)
+        start, stop = cells.seconds("start"), cells.seconds("stop")
         if start is not None and stop is not None and stop <= start:
             problems.append(f"line {line}: stop {stop} s is not after start {start} s")
         if subject is None or session is None:
             continue
         rank = ranks[(subject, session)] = ranks.get((subject, session), 0) + 1
-        trial = integer("trial", rank)
+        trial = cells.integer("trial", rank)
         file_path = Path(file_name) if Path(file_name).is_absolute() else root / file_name
         if not file_path.is_file():
             problems.append(f"line {line}: file {file_path} does not exist")
@@ -239,7 +238,7 @@ class RecordingsReader(CorpusReader):
         dropped, unmatched = [], []
         for name, kind in zip(raw.ch_names, raw.get_channel_types()):
             c = canonical(name, self.aliases)
-            if kind in NON_EEG_TYPES or c in NON_EEG_NAMES or c in self.drop or kind not in ("eeg", "seeg", "ecog"):
+            if kind not in EEG_TYPES or c in NON_EEG_NAMES or c in self.drop:
                 dropped.append(name)
             elif c not in TEN_TEN:
                 unmatched.append(name)
@@ -366,22 +365,23 @@ class RecordingsReader(CorpusReader):
         with ThreadPoolExecutor(self.workers) as pool:
             for (subject, session), segs in sorted(groups.items()):
                 segs = sorted(segs, key=lambda s: s.trial)
+                by_file: dict[Path, list[Segment]] = {}
+                for seg in segs:
+                    by_file.setdefault(seg.file, []).append(seg)
                 with _quiet_mne():
-                    by_file: dict[Path, list[Segment]] = {}
-                    for seg in segs:
-                        by_file.setdefault(seg.file, []).append(seg)
-                    done = dict(zip(by_file, pool.map(self.features, by_file.values())))
-                    per_trial = [done[seg.file][by_file[seg.file].index(seg)] for seg in segs]
-                counts = [len(f) for f in per_trial]
-                yield Recording(
-                    features=np.concatenate(per_trial).astype(np.float32),
-                    subject=subject,
-                    session=session,
-                    trial=np.repeat([s.trial for s in segs], counts),
-                    window=np.concatenate([np.arange(c) for c in counts]),
-                    label=np.repeat([class_index[s.label] for s in segs], counts).astype(np.int64),
-                    source=", ".join(dict.fromkeys(str(s.file) for s in segs)),
-                    corpus=self.name,
+                    features = {
+                        seg: f
+                        for file_segs, feats in zip(by_file.values(), pool.map(self.features, by_file.values()))
+                        for seg, f in zip(file_segs, feats)
+                    }
+                yield windows_recording(
+                    [features[seg] for seg in segs],
+                    [class_index[seg.label] for seg in segs],
+                    subject,
+                    session,
+                    ", ".join(str(f) for f in by_file),
+                    self.name,
+                    trials=[seg.trial for seg in segs],
                 )
 
 
