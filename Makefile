@@ -41,10 +41,10 @@ bench-recordings: ## own-recordings reader on the 24 real eegmat EDF files: prep
 	$(PYTHON) benchmarks/prepare_recordings.py
 
 reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2): make reproduce-seed2deap DATA_ROOT=/path
-	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml
+	$(PYTHON) -m scmm_lightning reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml
 
 reproduce-all: ## every reference setting for SEEDS: make reproduce-all DATA_ROOT=/path
-	$(PYTHON) -m scmm_lightning.reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs $(REFERENCE_CONFIGS)
+	$(PYTHON) -m scmm_lightning reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs $(REFERENCE_CONFIGS)
 
 ablations: ## every method/ablation x SEEDS on SETTING (default: synthetic pair, CPU, minutes) -> one table
-	$(PYTHON) -m scmm_lightning.ablations --setting $(SETTING) --seeds $(SEEDS) --data_root "$(DATA_ROOT)"
+	$(PYTHON) -m scmm_lightning ablations --setting $(SETTING) --seeds $(SEEDS) --data_root "$(DATA_ROOT)"

@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from scmm_lightning.data.cache import build_cache, load_cache
-from scmm_lightning.data.corpora import DeapReader
+from scmm_lightning.corpora import DeapReader
+from scmm_lightning.corpora.cache import build_cache, load_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scmm_lightning.data.cache import load_cache
+from scmm_lightning.corpora.cache import load_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 

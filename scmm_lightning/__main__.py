@@ -1,4 +1,4 @@
-from scmm_lightning.entry import main
+from scmm_lightning.cli import main
 
 if __name__ == "__main__":
     main()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from scmm_lightning.model import HybridMasking
+from scmm_lightning.model import Masking
 
 
 def global_inputs(b: int = 8, c: int = 6, f: int = 5, mask_num: int = 1) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(123)
     x = torch.rand(b, c, f, generator=gen)
-    masked, _ = HybridMasking("hybrid", 0.5, 0.3, mask_num)(x, gen)
+    masked, _ = Masking("hybrid", 0.5, 0.3, mask_num)(x, gen)
     n = b * (mask_num + 1)
     return {
         "x": x,

@@ -21,9 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ddp_inputs import global_inputs  # noqa: E402
 
 from scmm_lightning.distributed import gather_rows  # noqa: E402
-from scmm_lightning.losses import SoftContrastiveLoss, similarity_matrix  # noqa: E402
-from scmm_lightning.losses.soft_contrastive import masked_logits  # noqa: E402
-from scmm_lightning.model import SimilarityAggregator  # noqa: E402
+from scmm_lightning.losses import SoftContrastiveLoss  # noqa: E402
+from scmm_lightning.model import (
+    SimilarityAggregator,  # noqa: E402
+    masked_logits,  # noqa: E402
+    similarity_matrix,  # noqa: E402
+)
 
 
 def run(rank: int, world_size: int, port: int, out: str) -> None:
@@ -73,6 +76,13 @@ def run(rank: int, world_size: int, port: int, out: str) -> None:
         t = v.detach().clone()
         dist.all_reduce(t)
         module_losses[k] = t / world_size
+    # 3) the same module with global_negatives=False: this rank's rows against this rank's rows only
+    torch.manual_seed(0)
+    per_rank = SCMMPretraining(
+        num_channels=g["x"].shape[1], num_bands=g["x"].shape[2], mask_num=m, global_negatives=False
+    ).eval()
+    with torch.no_grad():
+        per_rank_contrastive = per_rank.compute_losses(g["x"][local], None, masked=masked_local)["contrastive"]
     pair = torch.stack([loss_c.detach(), loss_r.detach()])
     dist.all_reduce(pair)
     result = {
@@ -83,6 +93,7 @@ def run(rank: int, world_size: int, port: int, out: str) -> None:
         "loss_pair": pair / world_size,
         "module_losses": module_losses,
         "module_grads": module_grads,
+        "per_rank_contrastive": per_rank_contrastive,
     }
     torch.save(result, f"{out}.rank{rank}")
     dist.destroy_process_group()

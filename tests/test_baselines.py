@@ -11,10 +11,10 @@ import pytest
 import torch
 from reference_loops import nt_xent_loop
 
-from scmm_lightning.ablations import main as ablations_main
 from scmm_lightning.cli import main
-from scmm_lightning.losses import HardContrastiveLoss, SoftContrastiveLoss, similarity_matrix
-from scmm_lightning.model import HybridMasking
+from scmm_lightning.cli.ablations import main as ablations_main
+from scmm_lightning.losses import HardContrastiveLoss, SoftContrastiveLoss
+from scmm_lightning.model import Masking, similarity_matrix
 from scmm_lightning.tasks import SCMMPretraining
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ METHODS = sorted((ROOT / "experiments" / "methods").glob("*.yaml"))
 def views(b: int, mask_num: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(b, 6, 5, generator=g)
-    masked, _ = HybridMasking("hybrid", 0.5, 0.3, mask_num)(x, g)
+    masked, _ = Masking("hybrid", 0.5, 0.3, mask_num)(x, g)
     return torch.cat([x, masked]), torch.arange(b).repeat(mask_num + 1), torch.randn(b * (mask_num + 1), 8, generator=g)
 
 
@@ -73,7 +73,7 @@ def test_every_method_trains_on_the_tiny_pair(method: Path, tmp_path: Path) -> N
     (metrics,) = list(tmp_path.rglob("metrics.csv"))
     rows = list(csv.DictReader(metrics.open()))
     (results,) = list(tmp_path.rglob("transfer_results.csv"))
-    assert len(list(csv.DictReader(results.open()))) == 6  # 2 methods x 3 target subjects
+    assert len(list(csv.DictReader(results.open()))) == 9  # 3 rows (pretrained + 2 controls) x 3 subjects
     if method.stem == "no_pretraining":
         assert not any(r.get("train/loss_epoch") for r in rows)
         return
@@ -102,6 +102,14 @@ def test_ablation_runner_writes_one_table(tmp_path: Path) -> None:
     )
     out = tmp_path / "tiny_pair"
     rows = list(csv.DictReader((out / "ablation_results.csv").open()))
-    assert [r["method"] for r in rows] == ["scmm", "no_pretraining"]
-    assert all(r["seeds"] == "3" and r["rows"] == "9" for r in rows)
-    assert (out / "ablation_results.png").stat().st_size > 0 and "+/-" in (out / "ablation_results.md").read_text()
+    for method in ("scmm", "no_pretraining"):  # every (seed, subject) row of each method's own encoder
+        sel = [r for r in rows if r["method"] == method]
+        assert sorted((int(r["seed"]), int(r["subject"])) for r in sel) == [
+            (e, s) for e in (0, 1, 2) for s in (1, 2, 3)
+        ]
+    md = (out / "ablation_results.md").read_text()
+    assert (out / "ablation_results.png").stat().st_size > 0
+    line = next(x for x in md.splitlines() if x.startswith("| scmm |"))
+    accuracy = [float(r["accuracy"]) for r in rows if r["method"] == "scmm"]
+    assert float(line.split("|")[2].split("+/-")[0]) == pytest.approx(sum(accuracy) / 9, abs=1e-4)
+    assert line.rstrip("| ").endswith("9")

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scmm_lightning.data.cache import build_cache, cache_path, load_cache
-from scmm_lightning.data.corpora import SeedReader
-from scmm_lightning.prepare import main as prepare_main
+from scmm_lightning.cli.prepare import main as prepare_main
+from scmm_lightning.corpora import SeedReader
+from scmm_lightning.corpora.cache import build_cache, cache_path, load_cache
 
 
 def test_build_then_load_round_trips(seed_root: Path, tmp_path: Path) -> None:
     reader = SeedReader(seed_root)
     path = build_cache(reader, tmp_path, progress=False)
     table = load_cache(path)
-    recs = list(reader.recordings())
+    recs = list(reader.sessions())
     np.testing.assert_array_equal(table.features, np.concatenate([r.features for r in recs]))
     np.testing.assert_array_equal(table.metadata["trial"], np.concatenate([r.trial for r in recs]))
     np.testing.assert_array_equal(
@@ -39,13 +39,13 @@ def test_key_changes_with_parameters_and_files(seed_root: Path, tmp_path: Path) 
     # an existing entry is reused, not rebuilt
     build_cache(SeedReader(root), tmp_path, progress=False)
     reader = SeedReader(root)
-    reader.recordings = lambda: (_ for _ in ()).throw(AssertionError("rebuilt"))  # type: ignore[method-assign]
+    reader.sessions = lambda: (_ for _ in ()).throw(AssertionError("rebuilt"))  # type: ignore[method-assign]
     assert build_cache(reader, tmp_path, progress=False) == b
 
 
 def test_crash_while_building_leaves_nothing(seed_root: Path, tmp_path: Path) -> None:
     reader = SeedReader(seed_root)
-    real = reader.recordings
+    real = reader.sessions
 
     def crashing():
         for i, rec in enumerate(real()):
@@ -53,7 +53,7 @@ def test_crash_while_building_leaves_nothing(seed_root: Path, tmp_path: Path) ->
                 raise RuntimeError("disk full")
             yield rec
 
-    reader.recordings = crashing  # type: ignore[method-assign]
+    reader.sessions = crashing  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="disk full"):
         build_cache(reader, tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -1,42 +1,14 @@
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-from scmm_lightning.cli import main
+from cli_helpers import epoch_losses, run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_fit(config: Path, tmp_path: Path, *extra: str) -> Path:
-    main(
-        [
-            "fit",
-            "--config",
-            str(config),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            *extra,
-        ]
-    )
-    return tmp_path
-
-
-def epoch_losses(log_root: Path) -> list[float]:
-    (metrics,) = list(log_root.rglob("metrics.csv"))
-    rows = list(csv.DictReader(metrics.open()))
-    return [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
-
-
-def test_fast_dev_run(tiny_config: Path, tmp_path: Path) -> None:
-    run_fit(tiny_config, tmp_path, "--trainer.fast_dev_run", "true")
 
 
 def test_two_epochs_decrease_the_loss_and_write_a_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
@@ -112,7 +84,7 @@ def test_bad_setting_names_the_option(tiny_config: Path, tmp_path: Path, capsys:
 
 
 def test_encoder_is_replaceable_by_class_path(tiny_config: Path) -> None:
-    from scmm_lightning.cli import build_cli
+    from scmm_lightning.cli.lightning_cli import build_cli
 
     cli = build_cli(
         [
@@ -129,11 +101,46 @@ def test_encoder_is_replaceable_by_class_path(tiny_config: Path) -> None:
     assert cli.model.encoder.out_features == 64 * 3 and cli.model.projector.net[0].in_features == 64 * 3
 
 
-def test_prepare_starts_without_lightning_or_torch() -> None:
+def test_prepare_starts_without_lightning_or_torch(tmp_path: Path) -> None:
     """`prepare` only reads files and writes a cache: importing Lightning (~3 s) is not its business."""
     code = (
-        "import sys; import scmm_lightning.prepare, scmm_lightning.data.corpora, scmm_lightning.data.cache; "
+        "import sys\n"
+        "from scmm_lightning.cli import main\n"
+        "try:\n"
+        f"    main(['prepare', '--corpus', 'seed', '--root', {str(tmp_path / 'missing')!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 2, e.code\n"
         "print(sorted(m for m in ('lightning', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_pass_through_arguments_are_listed_and_documented() -> None:
+    """Shared arguments are declared once (WindowDataModule, PretrainingTask) and passed through
+    **kwargs: the CLI still lists each one, with its documentation, for every leaf."""
+    base = [sys.executable, "-m", "scmm_lightning", "fit"]
+    data_help = subprocess.run(
+        [*base, "--data.help", "scmm_lightning.datamodules.DeapDataModule"], capture_output=True, text=True, check=True
+    ).stdout
+    for option, doc in [
+        ("label_dimension", "valence, arousal"),  # the leaf's own
+        ("root", "corpus root"),  # EEGCorpusDataModule's
+        ("subjects", "subject ids to keep"),  # WindowDataModule's
+        ("normalization", "training split only"),
+        ("shuffle_seed", "epoch-wise training order"),
+    ]:
+        assert f"--data.{option}" in data_help and doc in data_help, option
+    model_help = subprocess.run(
+        [*base, "--model.help", "scmm_lightning.tasks.HardContrastivePretraining"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for option, doc in [
+        ("normalize_embeddings", "cosine"),
+        ("temperature", "contrastive softmax"),
+        ("mask_ratio", "fraction of entries"),
+        ("lr", "Adam learning rate"),
+    ]:
+        assert f"--model.{option}" in model_help and doc in model_help, option

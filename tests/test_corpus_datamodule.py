@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from scmm_lightning.cli import main
-from scmm_lightning.data import DEAP_32, SEED_62, SeedDataModule, SeedIVDataModule, SplitConfig
-from scmm_lightning.data.cache import load_cache
+from scmm_lightning.corpora import DEAP_32, SEED_62, CorpusError, SplitConfig
+from scmm_lightning.corpora.cache import load_cache
+from scmm_lightning.datamodules import SeedDataModule, SeedIVDataModule
 
 
 def trials_of(ds) -> set[tuple[int, int, int]]:
@@ -76,7 +77,7 @@ def test_root_defaults_to_env(seed_root: Path, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("SCMM_DATA_ROOT", str(seed_root.parent))
     monkeypatch.setenv("SCMM_CACHE_DIR", str(tmp_path))
     dm = SeedDataModule()
-    with pytest.raises(Exception, match="SEED"):
+    with pytest.raises(CorpusError, match="SEED"):
         dm.prepare_data()  # $SCMM_DATA_ROOT/SEED does not exist: the fixture dir has another name
     (seed_root.parent / "SEED").symlink_to(seed_root, target_is_directory=True)
     try:
@@ -93,7 +94,7 @@ def test_cli_pretrains_on_seed_fixture(seed_root: Path, tmp_path: Path) -> None:
             "--config",
             "tests/configs/tiny.yaml",
             "--data",
-            "scmm_lightning.data.SeedDataModule",
+            "scmm_lightning.datamodules.SeedDataModule",
             "--data.root",
             str(seed_root),
             "--data.cache_dir",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from scmm_lightning.data.de import DEFAULT_BANDS, band_sos, differential_entropy, lds_smooth, moving_average
+from scmm_lightning.corpora.de import DEFAULT_BANDS, band_sos, differential_entropy, lds_smooth, moving_average
 
 
 def filtered_noise_variance(sigma2: float, low: float, high: float, fs: float, order: int = 4) -> float:

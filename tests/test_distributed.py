@@ -11,9 +11,8 @@ import pytest
 import torch
 from ddp_inputs import global_inputs
 
-from scmm_lightning.losses import SoftContrastiveLoss, similarity_matrix
-from scmm_lightning.losses.soft_contrastive import masked_logits
-from scmm_lightning.model import SimilarityAggregator
+from scmm_lightning.losses import SoftContrastiveLoss
+from scmm_lightning.model import SimilarityAggregator, masked_logits, similarity_matrix
 from scmm_lightning.tasks import SCMMPretraining
 
 HERE = Path(__file__).resolve().parent
@@ -70,11 +69,15 @@ def test_module_losses_and_parameter_gradients_match_one_process(ranks: list[dic
 
 @pytest.mark.ddp
 def test_local_negatives_switch_changes_the_loss(ranks: list[dict]) -> None:
-    """Per-rank batches (global_negatives=False) are a different objective: check they differ."""
+    """global_negatives=False under DDP: each rank's loss is that of one process on its own rows
+    alone (a different objective from the global batch's)."""
     g = global_inputs()
     torch.manual_seed(0)
-    module = SCMMPretraining(num_channels=g["x"].shape[1], num_bands=g["x"].shape[2]).eval()
+    m = g["masked"].shape[0] // g["x"].shape[0]
+    module = SCMMPretraining(num_channels=g["x"].shape[1], num_bands=g["x"].shape[2], mask_num=m).eval()
     half = g["x"].shape[0] // 2
-    masked = g["masked"][:half]
-    local = module.compute_losses(g["x"][:half], None, masked=masked)["contrastive"]
-    assert abs(local.item() - ranks[0]["module_losses"]["contrastive"].item()) > 1e-3
+    masked = g["masked"].view(m, -1, *g["x"].shape[1:])[:, :half].reshape(-1, *g["x"].shape[1:])
+    with torch.no_grad():
+        alone = module.compute_losses(g["x"][:half], None, masked=masked)["contrastive"]
+    torch.testing.assert_close(ranks[0]["per_rank_contrastive"], alone, **TOL)
+    assert abs(alone.item() - ranks[0]["module_losses"]["contrastive"].item()) > 1e-3

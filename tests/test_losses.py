@@ -5,16 +5,15 @@ import pytest
 import torch
 from reference_loops import aggregate_loop, soft_contrastive_loop, soft_weights_loop
 
-from scmm_lightning.losses import SoftContrastiveLoss, UncertaintyWeighting, similarity_matrix, soft_weights
-from scmm_lightning.losses.soft_contrastive import masked_logits
-from scmm_lightning.model import HybridMasking, SimilarityAggregator
+from scmm_lightning.losses import SoftContrastiveLoss, UncertaintyWeighting, soft_weights
+from scmm_lightning.model import Masking, SimilarityAggregator, masked_logits, similarity_matrix
 
 
 def make_batch(b: int, mask_num: int, c: int = 4, f: int = 5, seed: int = 0):
     """Originals + masked copies, copy-major, as the task builds them."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(b, c, f, generator=gen)
-    masked, _ = HybridMasking("hybrid", 0.5, 0.3, mask_num)(x, gen)
+    masked, _ = Masking("hybrid", 0.5, 0.3, mask_num)(x, gen)
     inputs = torch.cat([x, masked]).double()
     sample = torch.arange(b).repeat(mask_num + 1)
     z = torch.randn(inputs.shape[0], 6, generator=gen, dtype=torch.float64)

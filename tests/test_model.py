@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_loops import aggregate_loop
+from reference_loops import aggregate_loop, soft_contrastive_loop, soft_weights_loop
 
 from scmm_lightning.model import CNNEncoder
 from scmm_lightning.tasks import SCMMPretraining
@@ -74,8 +74,39 @@ def test_optimizer_defaults_follow_reference() -> None:
 
 
 def test_mask_seeds_differ_per_rank_and_repeat_per_seed() -> None:
-    from scmm_lightning.tasks.scmm import step_seed
+    from scmm_lightning.seeding import derive_seed as step_seed
 
     seeds = {step_seed(0, rank, epoch, b) for rank in range(4) for epoch in range(3) for b in range(50)}
     assert len(seeds) == 4 * 3 * 50
     assert step_seed(7, 1, 2, 3) == step_seed(7, 1, 2, 3) and step_seed(7, 1, 2, 3) != step_seed(8, 1, 2, 3)
+
+
+@pytest.mark.parametrize("mask_num", [1, 2])
+def test_scmm_losses_are_wired_as_the_method_says(mask_num: int) -> None:
+    """compute_losses against the loop references on a small batch with NEGATIVE inputs (z-scored
+    features are): contrastive = soft InfoNCE of S = z z^T with weights from the model inputs
+    (originals and masked copies); reconstruction = MSE between each row rebuilt by the aggregator
+    from the OTHER rows' decoded h and that row's ORIGINAL sample."""
+    torch.manual_seed(3)
+    t, alpha, tau_s = 0.4, 0.6, 0.3
+    module = SCMMPretraining(
+        num_channels=6, num_bands=5, mask_num=mask_num, temperature=t, upper_bound=alpha, sharpness=tau_s
+    ).double()
+    module.eval()  # BatchNorm on running statistics: a second forward gives the same h
+    x = torch.randn(4, 6, 5, dtype=torch.float64) - 0.5
+    masked = module.masking(x, torch.Generator().manual_seed(5))[0]
+    losses = module.compute_losses(x, None, masked=masked)
+    inputs = torch.cat([x, masked])
+    sample = list(range(4)) * (mask_num + 1)
+    with torch.no_grad():
+        h = module.encoder(inputs)
+        z = module.projector(h).numpy()
+        decoded = module.decoder(h).numpy()
+    w = soft_weights_loop(inputs.numpy(), sample, alpha, tau_s)
+    assert losses["contrastive"].item() == pytest.approx(soft_contrastive_loop(z, w, t), rel=1e-4)
+    rebuilt = aggregate_loop(z, decoded, t)
+    target = x.repeat(mask_num + 1, 1, 1).reshape(len(sample), -1).numpy()
+    assert losses["reconstruction"].item() == pytest.approx(float(np.mean((rebuilt - target) ** 2)), rel=1e-6)
+    # the total: learned uncertainty weighting at its initial scales s = 1: 0.5 L_k + log 2 each
+    expected_total = 0.5 * (losses["contrastive"] + losses["reconstruction"]).item() + 2 * np.log(2)
+    assert losses["loss"].item() == pytest.approx(expected_total, rel=1e-6)  # the weighting runs in float32

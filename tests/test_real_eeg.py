@@ -17,12 +17,12 @@ import pytest
 import torch
 from scipy import signal, stats
 
-from scmm_lightning.data import RecordingsDataModule, SplitConfig
-from scmm_lightning.data.cache import load_cache
-from scmm_lightning.data.corpora import RecordingsReader
-from scmm_lightning.data.de import differential_entropy
+from scmm_lightning.corpora import RecordingsReader, SplitConfig
+from scmm_lightning.corpora.cache import load_cache
+from scmm_lightning.corpora.de import differential_entropy
+from scmm_lightning.datamodules import RecordingsDataModule
+from scmm_lightning.evaluation import fit_linear_probe, linear_probe
 from scmm_lightning.evaluation.metrics import classification_metrics
-from scmm_lightning.evaluation.protocol import fit_linear_probe, linear_probe
 from scmm_lightning.tasks import SCMMPretraining
 
 EEGMAT = Path(os.environ.get("SCMM_EEGMAT_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmat")

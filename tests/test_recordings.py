@@ -14,13 +14,13 @@ import pytest
 import torch
 from scipy import signal
 
-from scmm_lightning.data import RecordingsDataModule, SplitConfig
-from scmm_lightning.data.cache import build_cache, load_cache
-from scmm_lightning.data.channels import canonical
-from scmm_lightning.data.corpora import CorpusError, RecordingsReader
-from scmm_lightning.data.windows import WindowDataset
+from scmm_lightning.corpora import CorpusError, RecordingsReader, SplitConfig
+from scmm_lightning.corpora.cache import build_cache, load_cache
+from scmm_lightning.corpora.channels import canonical
+from scmm_lightning.datamodules import RecordingsDataModule
+from scmm_lightning.datamodules.dataset import WindowDataset
+from scmm_lightning.evaluation import FinetuneConfig, finetune_protocol, fit_linear_probe, linear_probe
 from scmm_lightning.evaluation.metrics import classification_metrics
-from scmm_lightning.evaluation.protocol import FinetuneConfig, finetune_protocol, fit_linear_probe, linear_probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "recordings"))
 import generate as fixture  # noqa: E402
@@ -70,7 +70,7 @@ def test_reader_matches_an_independent_de_of_the_written_signals(corpus) -> None
     header = reader.headers[root / "sub-01" / "run1_raw.fif"]
     assert set(header.dropped) == {"ECG", "EOG left", "A1"}
     assert header.sfreq == fixture.SFREQ and header.duration == fixture.RUN_SECONDS
-    recs = list(reader.recordings())
+    recs = list(reader.sessions())
     assert [r.subject for r in recs] == list(fixture.SUBJECTS)
     written_order = list(fixture.EEG_NAMES.values())
     for rec in recs:
@@ -85,8 +85,8 @@ def test_reader_matches_an_independent_de_of_the_written_signals(corpus) -> None
 
 def test_resampling_keeps_windows_and_band_power(corpus) -> None:
     root, table, _ = corpus
-    native = next(RecordingsReader(root, table).recordings())
-    resampled = next(RecordingsReader(root, table, resample=128.0).recordings())
+    native = next(RecordingsReader(root, table).sessions())
+    resampled = next(RecordingsReader(root, table, resample=128.0).sessions())
     assert resampled.features.shape == native.features.shape
     # the same band power at the new rate inside each segment (at a segment's ends the DE of a 1-s
     # window is dominated by the band filter's edge transient, which depends on the exact samples)
@@ -105,7 +105,7 @@ def test_table_rows_default_session_and_trial(corpus, tmp_path: Path) -> None:
         f"{root}/sub-01/run1_raw.fif\t7\texcited\t4\n"
         f"{root}/sub-01/run2_raw.fif\t7\tcalm\t\n"
     )
-    rec = next(RecordingsReader(root, table).recordings())
+    rec = next(RecordingsReader(root, table).sessions())
     assert (rec.subject, rec.session) == (7, 1)
     assert np.bincount(rec.trial).tolist() == [0, 4, 12]  # trial = rank in the table; stop empty = end of file
     assert rec.label[rec.trial == 1].tolist() == [1] * 4  # classes sorted: calm=0, excited=1
@@ -119,7 +119,7 @@ def test_bad_tables_and_files_name_the_line_or_file(corpus, tmp_path: Path) -> N
         bad = tmp_path / "bad.csv"
         bad.write_text("\n".join(body) + "\n")
         with pytest.raises(CorpusError) as err:
-            list(RecordingsReader(root, bad).recordings())
+            list(RecordingsReader(root, bad).sessions())
         for text in expected:
             assert text in str(err.value), str(err.value)
 
@@ -163,7 +163,7 @@ def test_electrodes_missing_from_some_recordings_are_left_out_with_a_warning(tmp
     reader = RecordingsReader(tmp_path, tmp_path / "t.csv")
     with pytest.warns(UserWarning, match=r"electrodes \['OZ'\] are not in every recording"):
         assert reader.channel_names == ("CZ", "PZ")
-    recs = list(reader.recordings())
+    recs = list(reader.sessions())
     assert [r.features.shape for r in recs] == [(3, 2, 5), (3, 2, 5)]
 
 
@@ -172,7 +172,7 @@ def test_cache_round_trip_and_reuse(corpus, tmp_path: Path) -> None:
     reader = RecordingsReader(root, table, name="own")
     path = build_cache(reader, tmp_path / "cache", progress=False)
     loaded = load_cache(path)
-    direct = list(RecordingsReader(root, table, name="own").recordings())
+    direct = list(RecordingsReader(root, table, name="own").sessions())
     np.testing.assert_array_equal(loaded.features, np.concatenate([r.features for r in direct]))
     assert loaded.channel_names == reader.channel_names and loaded.class_names == fixture.CLASSES
     assert build_cache(RecordingsReader(root, table, name="own"), tmp_path / "cache") == path
@@ -230,7 +230,7 @@ def test_cross_subject_probe_is_one_probe_on_all_training_subjects() -> None:
     train, test = toy_sets()
     flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
     flat.anchor = torch.nn.Parameter(torch.zeros(1))  # embed() reads the device off a parameter
-    got = linear_probe(flat, train, test, 2)
+    got = linear_probe(flat, train, test, 2, l2=1e-3)
     probe = fit_linear_probe(train.x.flatten(1), train.meta["label"], 2)
     assert sorted(got) == [8, 9]
     for s in (8, 9):
@@ -256,7 +256,7 @@ def test_prepare_command(corpus, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "scmm_lightning", "prepare", "--corpus", "recordings", "--root", str(root)]
     out = subprocess.run(
         [*cmd, "--table", str(table), "--name", "own", "--cache_dir", str(tmp_path), "--no_progress"]
-        + ["--channel_alias", "Fp1=FP1"],
+        + ["--channel_aliases", "{Fp1: FP1}", "--raw.window_seconds", "1.0"],
         capture_output=True,
         text=True,
         check=True,
@@ -265,17 +265,17 @@ def test_prepare_command(corpus, tmp_path: Path) -> None:
     assert "features:  (19, 5)" in out and "calm=48, excited=48" in out
     bad = subprocess.run([*cmd, "--table", str(tmp_path / "none.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "none.csv does not exist" in bad.stderr
-    bad = subprocess.run([*cmd, "--table", str(table), "--channel_alias", "Fp1"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "write NAME=ELECTRODE" in bad.stderr
+    bad = subprocess.run([*cmd, "--table", str(table), "--channel_aliases", "Fp1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "channel_aliases" in bad.stderr and "Mapping" in bad.stderr
 
 
 def test_recordings_as_the_source_of_a_cross_corpus_run(corpora_env: Path, tmp_path: Path) -> None:
     """The reverse direction through the real CLI: pre-train on own recordings, evaluate on SEED
     (fixture) on the 19 shared electrodes."""
-    from test_cli import run_fit
+    from cli_helpers import run_fit
 
     config = Path(__file__).resolve().parents[1] / "experiments" / "own_recordings.yaml"
-    source = "scmm_lightning.data.RecordingsDataModule"
+    source = "scmm_lightning.datamodules.RecordingsDataModule"
     montage = "[FP1, FP2, F7, F3, FZ, F4, F8, T7, C3, CZ, C4, T8, P7, P3, PZ, P4, P8, O1, O2]"
     run_fit(
         config,
@@ -284,20 +284,20 @@ def test_recordings_as_the_source_of_a_cross_corpus_run(corpora_env: Path, tmp_p
         f"--data.init_args.source={source}",
         "--data.init_args.source.init_args.montage", montage,
         "--data.init_args.source.init_args.batch_size=16",
-        "--data.init_args.target=scmm_lightning.data.SeedDataModule",
+        "--data.init_args.target=scmm_lightning.datamodules.SeedDataModule",
         "--data.init_args.target.init_args.channels", montage,
         "--data.init_args.target.init_args.split.kind=trial",
         "--data.init_args.target.init_args.split.train_trials=9",
         "--data.init_args.target.init_args.sessions=[1]",
     )  # fmt: skip
     rows = list(csv.DictReader(next(tmp_path.rglob("transfer_results.csv")).open()))
-    assert {r["method"] for r in rows} == {"pretrained", "random_init"}
+    assert {r["method"] for r in rows} == {"pretrained", "random_init", "raw_features"}
 
 
 def test_own_recordings_config_with_a_cross_subject_split(corpora_env: Path, tmp_path: Path) -> None:
     """The shipped config switched to leave-subjects-out: the probe and the fine-tuning train on
     subjects 1-2 and report subjects 3-4 only."""
-    from test_cli import run_fit
+    from cli_helpers import run_fit
 
     config = Path(__file__).resolve().parents[1] / "experiments" / "own_recordings.yaml"
     run_fit(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from scmm_lightning.reproduce import main
+from scmm_lightning.cli.reproduce import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -62,7 +62,7 @@ def test_bf16_autocast_loss_is_finite_and_close_to_float32() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         half = module.compute_losses(x, torch.Generator().manual_seed(0))
         # the numerically sensitive parts stay float32 under autocast
-        from scmm_lightning.losses import similarity_matrix
+        from scmm_lightning.model import similarity_matrix
 
         z = module.projector(module.encoder(x))
         assert z.dtype == torch.bfloat16 and similarity_matrix(z, z).dtype == torch.float32
@@ -107,3 +107,26 @@ def test_resume_continues_with_identical_losses(tiny_config: Path, tmp_path: Pat
     b = torch.load(next((tmp_path / "resumed").rglob("last.ckpt")), weights_only=False)["state_dict"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.ddp
+def test_two_process_fit_with_the_evaluation_callbacks_writes_its_results(tmp_path: Path) -> None:
+    """The shipped demo config (probe + transfer callbacks) under 2 gloo processes runs to the end:
+    every rank takes part in the evaluation's collectives and rank 0 writes the result files once,
+    with a row per (method, subject) of the quick protocol."""
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "scmm_lightning", "fit", "--config", str(ROOT / "experiments/synthetic.yaml"),
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+            "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
+        ],
+        cwd=ROOT, timeout=300, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (csv_path,) = list(tmp_path.rglob("transfer_results.csv"))
+    rows = list(csv.DictReader(csv_path.open()))
+    assert sorted((r["method"], r["subject"]) for r in rows) == [
+        (m, s) for m in ("pretrained", "random_init", "raw_features") for s in ("1", "2")
+    ]
+    assert out.stdout.count("evaluation wall time") == 1  # printed by rank 0 only

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scmm_lightning.data import DEAP_32, SEED_62, SplitConfig, SyntheticEEGDataModule, generate_synthetic_corpus
+from scmm_lightning.corpora import DEAP_32, SEED_62, SplitConfig, SyntheticCorpusSpec, generate_synthetic_corpus
+from scmm_lightning.datamodules import SyntheticEEGDataModule
 
 
 def corpus(**kw):
@@ -17,15 +18,16 @@ def corpus(**kw):
         seed=0,
     )
     args.update(kw)
-    return generate_synthetic_corpus(**args)
+    channels = args.pop("channels")
+    return generate_synthetic_corpus(channels, SyntheticCorpusSpec(**args))
 
 
 def test_shapes_hierarchy_and_balanced_labels() -> None:
     x, meta = corpus()
     assert x.shape == (4 * 2 * 6 * 30, 62, 5) and x.dtype == np.float32
-    assert set(np.unique(meta["subject"])) == {0, 1, 2, 3}
-    for s in range(4):
-        for e in range(2):
+    assert set(np.unique(meta["subject"])) == {1, 2, 3, 4}  # numbered from 1, as in the real corpora
+    for s in range(1, 5):
+        for e in range(1, 3):
             sel = (meta["subject"] == s) & (meta["session"] == e) & (meta["window"] == 0)
             assert np.bincount(meta["label"][sel]).tolist() == [2, 2, 2]
     # one label per trial
@@ -58,7 +60,7 @@ def test_class_patterns_and_subject_offsets_are_present() -> None:
         flat.shape[1]
     )
     # within-subject spread smaller than across-subject spread of means
-    subj = np.stack([flat[meta["subject"] == s].mean(0) for s in range(4)])
+    subj = np.stack([flat[meta["subject"] == s].mean(0) for s in range(1, 5)])
     assert subj.std(0).mean() > 0.4
 
 

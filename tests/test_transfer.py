@@ -4,17 +4,24 @@ and the benefit of pre-training over a random-init control."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
+from cli_helpers import run_fit
 
 from scmm_lightning.callbacks import LinearProbe
-from scmm_lightning.cli import main
-from scmm_lightning.data import DEAP_32, CrossCorpusDataModule, SplitConfig, SyntheticEEGDataModule
-from scmm_lightning.evaluation import FinetuneConfig, classification_metrics, split_finetune_validation
-from scmm_lightning.evaluation.protocol import finetune_subject
+from scmm_lightning.corpora import DEAP_32, SplitConfig
+from scmm_lightning.datamodules import CrossCorpusDataModule, SyntheticEEGDataModule
+from scmm_lightning.evaluation import (
+    FinetuneConfig,
+    classification_metrics,
+    finetune,
+    split_finetune_validation,
+)
 from scmm_lightning.evaluation.results import console_table
 from scmm_lightning.model import CNNEncoder
 from scmm_lightning.tasks import SCMMPretraining
@@ -47,14 +54,17 @@ def test_finetune_validation_and_test_trials_are_disjoint() -> None:
     for subject in (1, 2, 3):
         tr = tgt.train_set.meta["subject"] == subject
         meta = {k: v[tr] for k, v in tgt.train_set.meta.items()}
-        fit, val = split_finetune_validation(meta, 2)
+        fit, val = split_finetune_validation(meta, 1)
         test = trial_keys({k: v[tgt.test_set.meta["subject"] == subject] for k, v in tgt.test_set.meta.items()})
         fit_t, val_t = trial_keys(meta, fit), trial_keys(meta, val)
         assert not (fit_t & val_t) and not (fit_t & test) and not (val_t & test)
-        assert {t for *_, t in fit_t} == {1, 2, 3, 4} and {t for *_, t in val_t} == {5, 6}
         assert {t for *_, t in test} == {7, 8, 9, 10}
-    with pytest.raises(ValueError, match="val_trials"):
-        split_finetune_validation(meta, 6)
+        # validation: for each class, its latest fine-tuning trial (a hand computation)
+        label_of = {int(t): int(c) for t, c in zip(meta["trial"], meta["label"])}
+        expected = {max(t for t, c in label_of.items() if c == k) for k in set(label_of.values())}
+        assert {t for *_, t in val_t} == expected and set(meta["label"][val].tolist()) == {0, 1}
+    with pytest.raises(ValueError, match=r"subject 7 session 1: classes \[0, 1\].*val_trials_per_class=3"):
+        split_finetune_validation(meta, 3, subject=7)
 
 
 def test_epoch_selection_never_looks_at_test_data() -> None:
@@ -65,14 +75,85 @@ def test_epoch_selection_never_looks_at_test_data() -> None:
     enc = CNNEncoder(8, 5, widths=(8, 8))
     cfg = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3)
     test_x = torch.randn(40, 8, 5, generator=g)
-    a = finetune_subject(enc, 2, x[:80], y[:80], x[80:], y[80:], test_x, (test_x[:, 0, 0] > 0).long(), cfg, seed=3)
-    b = finetune_subject(enc, 2, x[:80], y[:80], x[80:], y[80:], test_x, 1 - (test_x[:, 0, 0] > 0).long(), cfg, seed=3)
-    assert a["history"]["val_acc"] == b["history"]["val_acc"] and a["best_epoch"] == b["best_epoch"]
+    test_y = (test_x[:, 0, 0] > 0).long()
+    a = finetune(enc, 2, (x[:80], y[:80]), (x[80:], y[80:]), (test_x, test_y), cfg, seed=3)
+    b = finetune(enc, 2, (x[:80], y[:80]), (x[80:], y[80:]), (test_x, 1 - test_y), cfg, seed=3)  # labels permuted
+    assert a["history"]["val_bacc"] == b["history"]["val_bacc"] and a["best_epoch"] == b["best_epoch"]
     assert a["accuracy"] == pytest.approx(1 - b["accuracy"])  # the test set changed, the choice did not
     hist = a["history"]
-    keys = [(v, -loss) for v, loss in zip(hist["val_acc"], hist["val_loss"])]
-    assert a["best_epoch"] == max(range(len(keys)), key=lambda i: (keys[i], -i))
+    keys = [(v, -loss) for v, loss in zip(hist["val_bacc"], hist["val_loss"])]
+    assert a["best_epoch"] == max(range(len(keys)), key=lambda i: (keys[i], -i))  # ties: the earlier epoch
     assert a["optimistic_best_test_acc"] == max(hist["test_acc"])
+    # the learning rate anneals (cosine, stepped once per epoch)
+    assert hist["lr"][0] == pytest.approx(3e-3) and all(u > v for u, v in zip(hist["lr"], hist["lr"][1:]))
+
+
+def test_reported_metrics_are_those_of_the_selected_epoch_and_no_gradient_accumulates() -> None:
+    """Run the fine-tuning by hand (same seed, same batches) and compare: the reported test accuracy
+    is that of the epoch with the best validation balanced accuracy, not the last epoch's, and each
+    step uses only its own batch's gradient."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 8, 5, generator=g)
+    y = (x[:, 0, 0] + 0.8 * torch.randn(96, generator=g) > 0).long()
+    enc = CNNEncoder(8, 5, widths=(8, 8))
+    cfg = FinetuneConfig(epochs=8, batch_size=16, lr=1e-2)
+    out = finetune(enc, 2, (x[:48], y[:48]), (x[48:72], y[48:72]), (x[72:], y[72:]), cfg, seed=5)
+    import copy
+
+    from scmm_lightning.model import ClassifierHead
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        model = torch.nn.Sequential(copy.deepcopy(enc), ClassifierHead(enc.out_features, 2, cfg.hidden))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    gen = torch.Generator().manual_seed(5)
+    test_acc, val_key = [], []
+    for _ in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(48, generator=gen)
+        for i in range(0, 48, 16):
+            idx = order[i : i + 16]
+            for p in model.parameters():
+                p.grad = None  # a fresh gradient every step
+            torch.nn.functional.cross_entropy(model(x[:48][idx]), y[:48][idx]).backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            vp, tp = model(x[48:72]).argmax(1), model(x[72:]).argmax(1)
+            vl = torch.nn.functional.cross_entropy(model(x[48:72]), y[48:72]).item()
+        recall = [(vp[y[48:72] == c] == c).float().mean().item() for c in (0, 1)]
+        val_key.append((sum(recall) / 2, -vl))
+        test_acc.append((tp == y[72:]).float().mean().item())
+    best = max(range(cfg.epochs), key=lambda i: (val_key[i], -i))
+    assert out["best_epoch"] == best
+    assert out["accuracy"] == pytest.approx(test_acc[best], abs=1e-6)
+    assert out["history"]["test_acc"] == pytest.approx(test_acc, abs=1e-6)
+
+
+def test_paired_statistics_against_hand_computation() -> None:
+    from scipy import stats
+
+    from scmm_lightning.evaluation import compare_methods, paired_comparison
+
+    a = np.array([0.9, 0.8, 0.75, 0.95, 0.6, 0.85])
+    b = np.array([0.7, 0.82, 0.6, 0.8, 0.55, 0.7])
+    d = a - b
+    res = paired_comparison(a, b)
+    assert res["n"] == 6 and res["mean_difference"] == pytest.approx(d.mean())
+    # exact Wilcoxon for n = 6, no ties: ranks of |d| = 0.02,0.05,0.15,0.15?.. computed by enumeration
+    signs = np.array(np.meshgrid(*[[-1, 1]] * 6)).reshape(6, -1).T
+    ranks = stats.rankdata(np.abs(d))
+    w_obs = min(ranks[d > 0].sum(), ranks[d < 0].sum())
+    w_all = np.minimum((signs > 0) @ ranks, (signs < 0) @ ranks)
+    assert res["p_value"] == pytest.approx(float(np.mean(w_all <= w_obs)))
+    rng = np.random.default_rng(0)  # the stated bootstrap: 10,000 resamples, seed 0, percentiles
+    means = d[rng.integers(0, 6, size=(10_000, 6))].mean(axis=1)
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+    rows = [{"method": m, "subject": s, "accuracy": v} for m, vals in (("p", a), ("r", b)) for s, v in enumerate(vals)]
+    (cmp,) = compare_methods(rows, [("p", "r")], ("accuracy",))
+    assert cmp["a"] == "p" and cmp["b"] == "r" and cmp["mean_difference"] == pytest.approx(d.mean())
 
 
 def test_auroc_binary_and_multiclass_against_hand_computation() -> None:
@@ -92,16 +173,7 @@ def test_auroc_binary_and_multiclass_against_hand_computation() -> None:
 
 
 def run_pair(tmp_path: Path, *extra: str) -> Path:
-    main(
-        [
-            "fit",
-            "--config",
-            str(ROOT / "tests/configs/tiny_pair.yaml"),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-            *extra,
-        ]
-    )
+    run_fit(ROOT / "tests/configs/tiny_pair.yaml", tmp_path, *extra)
     (csv_path,) = list(tmp_path.rglob("transfer_results.csv"))
     return csv_path
 
@@ -111,7 +183,7 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     b = run_pair(tmp_path / "b")
     rows = list(csv.DictReader(a.open()))
     assert sorted((r["method"], int(r["subject"])) for r in rows) == [
-        (m, s) for m in ("pretrained", "random_init") for s in (1, 2, 3)
+        (m, s) for m in ("pretrained", "random_init", "raw_features") for s in (1, 2, 3)
     ]
     assert a.read_bytes() == b.read_bytes()  # same seed, same config, CPU: identical table
     for suffix in (".md", ".png", "_summary.json"):
@@ -119,7 +191,7 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     md = (a.parent / "transfer_results.md").read_text()
     assert "optimistic" in md.lower()
     # the summary table: as many header cells as value cells; means recomputed from the CSV
-    summary_lines = md.split("## Mean")[1].splitlines()
+    summary_lines = md.split("## Mean")[1].split("## Paired")[0].splitlines()
     table = [line for line in summary_lines if line.startswith("|")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
     for line in table[2:]:
@@ -132,6 +204,16 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     head = next(line for line in console if line.startswith("method"))
     value_line = next(line for line in console if line.startswith("pretrained") and "+/-" in line)
     assert head.split()[1:] == ["accuracy", "balanced", "acc.", "macro-F1", "AUROC", "optimistic*"]
+    summary = json.loads((a.parent / "transfer_results_summary.json").read_text())
+    assert {(c["a"], c["b"], c["metric"]) for c in summary["comparisons"]} == {
+        (x, y, m)
+        for x, y in (("pretrained", "random_init"), ("pretrained", "raw_features"))
+        for m in ("accuracy", "balanced_accuracy")
+    }
+    for c in summary["comparisons"]:  # the paired difference recomputed from the CSV rows
+        va = {r["subject"]: float(r[c["metric"]]) for r in rows if r["method"] == c["a"]}
+        vb = {r["subject"]: float(r[c["metric"]]) for r in rows if r["method"] == c["b"]}
+        assert c["n"] == 3 and c["mean_difference"] == pytest.approx(sum(va[k] - vb[k] for k in va) / 3, abs=1e-4)
     assert value_line.count("+/-") == 5  # one mean +/- std under each of the five headings
 
 

@@ -38,7 +38,7 @@ def test_every_sweep_parameter_is_accepted_by_the_cli(sweep: Path) -> None:
     spec = yaml.safe_load(sweep.read_text())
     command = spec["command"]
     assert command[:4] == ["${env}", "${interpreter}", "-m", "scmm_lightning"] and command[-1] == "${args}"
-    assert spec["metric"]["name"].startswith("transfer/")
+    assert spec["metric"]["name"].startswith("transfer/") and "val" in spec["metric"]["name"]
     fixed = [c for c in command[4:-1]]
     values = {name: sample(p) for name, p in spec["parameters"].items()}
     args = [f"--{name}={value}" for name, value in values.items()]  # what ${args} expands to
@@ -103,3 +103,15 @@ def test_offline_wandb_run_writes_its_metrics(tiny_config: Path, tmp_path: Path)
     csv_losses = [float(r["train/loss_epoch"]) for r in csv.DictReader(metrics.open()) if r.get("train/loss_epoch")]
     assert logged["train/loss_epoch"] == pytest.approx(csv_losses, rel=1e-6)
     assert len(logged["train/loss_step"]) == 12
+
+
+def test_no_sweep_or_checkpoint_selects_on_a_test_figure() -> None:
+    """Model selection reads validation figures only: every sweep metric and every checkpoint
+    monitor under experiments/ names a figure with `val` in it."""
+    for path in (ROOT / "experiments").rglob("*.yaml"):
+        spec = yaml.safe_load(path.read_text()) or {}
+        if "metric" in spec:
+            assert "val" in spec["metric"]["name"], path
+        for cb in (spec.get("trainer") or {}).get("callbacks") or []:
+            monitor = (cb.get("init_args") or {}).get("monitor")
+            assert monitor is None or "val" in monitor, (path, monitor)

@@ -1,6 +1,7 @@
-"""Callbacks."""
+"""Callbacks: linear probing during pre-training, the transfer protocol at its end, a run summary."""
 
-from .evaluation import CrossCorpusTransfer, LinearProbe
+from .probe import LinearProbe
 from .run_summary import RunSummary
+from .transfer import CrossCorpusTransfer
 
 __all__ = ["CrossCorpusTransfer", "LinearProbe", "RunSummary"]

@@ -10,10 +10,11 @@ class RunSummary(L.Callback):
     """Print the log directory, the last checkpoint and the final logged losses at the end of fit."""
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: read on every rank
         if not trainer.is_global_zero:
             return
         lines = ["", "run finished"]
-        lines.append(f"  logs:       {trainer.log_dir}")
+        lines.append(f"  logs:       {log_dir}")
         ckpt = trainer.checkpoint_callback
         if ckpt is not None:
             path = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")

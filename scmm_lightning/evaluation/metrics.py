@@ -31,3 +31,11 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> 
         auroc = multiclass_auroc(probs, target, num_classes, average="macro").item()
     confusion = multiclass_confusion_matrix(pred, target, num_classes)
     return {"accuracy": acc, "balanced_accuracy": balanced, "macro_f1": f1, "auroc": auroc, "confusion": confusion}
+
+
+def present_class_balanced_accuracy(logits: Tensor, target: Tensor) -> float:
+    """Mean recall over the classes present in ``target`` (validation parts may lack a class of the
+    corpus; an absent class has no recall to average)."""
+    pred = logits.argmax(dim=1)
+    recalls = [(pred[target == c] == c).float().mean() for c in torch.unique(target)]
+    return float(torch.stack(recalls).mean()) if recalls else float("nan")

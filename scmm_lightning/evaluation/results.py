@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
-LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1", "auroc": "AUROC"}
+LABELS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced acc.",
+    "macro_f1": "macro-F1",
+    "auroc": "AUROC",
+    "val_balanced_accuracy": "val. balanced acc.",
+}
 COLUMNS = (
     "method",
     "subject",
@@ -23,11 +29,20 @@ COLUMNS = (
     "macro_f1",
     "auroc",
     "best_epoch",
+    "val_balanced_accuracy",
     "val_acc",
     "optimistic_best_test_acc",
     "n_finetune",
     "n_val",
     "n_test",
+)
+
+
+SUMMARY_KEYS = (*METRICS, "val_balanced_accuracy", "optimistic_best_test_acc")
+COMPARED = ("accuracy", "balanced_accuracy")
+OPTIMISTIC_NOTE = (
+    "*Optimistic: the best test accuracy over fine-tuning epochs (the authors' protocol, model selection on "
+    "test data); for comparison with published numbers only."
 )
 
 
@@ -40,16 +55,50 @@ def rows_from(results: dict[str, dict[int, dict]]) -> list[dict]:
     return rows
 
 
+def read_rows(path: str | Path, **extra: object) -> list[dict]:
+    """Rows of a ``transfer_results.csv`` with numbers parsed (empty cells None), plus ``extra``
+    fields (e.g. ``seed``) on every row."""
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            row: dict = {}
+            for k, v in r.items():
+                if k in ("method",):
+                    row[k] = v
+                elif v in ("", None):
+                    row[k] = None
+                else:
+                    row[k] = float(v) if any(ch in v for ch in ".en") else int(v)
+            rows.append({**row, **extra})
+    return rows
+
+
 def summary(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Mean and standard deviation (over subjects, ddof 0) of each metric per method."""
+    """Mean and standard deviation (ddof 0) of each metric per method over its rows (target
+    subjects, and seeds when rows carry several); NaN and missing values are left out."""
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]
         out[method] = {}
-        for key in (*METRICS, "optimistic_best_test_acc"):
+        for key in SUMMARY_KEYS:
             vals = np.array([r[key] for r in sel if r.get(key) is not None and not math.isnan(r[key])], float)
             out[method][key] = (float(vals.mean()), float(vals.std())) if len(vals) else (math.nan, math.nan)
     return out
+
+
+def summary_markdown(rows: list[dict], heading: str, keys: tuple[str, ...] = SUMMARY_KEYS) -> str:
+    """One Markdown table: a line per method, mean +/- std of each of ``keys`` and the row count."""
+    label = {**LABELS, "optimistic_best_test_acc": "optimistic best-test accuracy*"}
+    lines = [
+        heading,
+        "",
+        "| method | " + " | ".join(label[k] for k in keys) + " | rows |",
+        "|---|" + "---|" * (len(keys) + 1),
+    ]
+    for method, s in summary(rows).items():
+        n = sum(r["method"] == method for r in rows)
+        lines.append(f"| {method} | " + " | ".join(f"{s[k][0]:.4f} +/- {s[k][1]:.4f}" for k in keys) + f" | {n} |")
+    return "\n".join(lines)
 
 
 def _fmt(v: object) -> str:
@@ -58,29 +107,40 @@ def _fmt(v: object) -> str:
     return "" if v is None else str(v)
 
 
+def comparison_pairs(rows: list[dict], reference: str = "pretrained") -> list[tuple[str, str]]:
+    """``reference`` against each control present (random_init, raw_features)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    return [(reference, m) for m in ("random_init", "raw_features") if m in methods and reference in methods]
+
+
+def comparisons_markdown(comparisons: list[dict], unit: str) -> str:
+    lines = [
+        f"## Paired comparisons (per {unit}: mean difference a - b, 95% bootstrap CI, Wilcoxon signed-rank p)",
+        "",
+        "| a | b | metric | n | mean difference | 95% CI | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c['a']} | {c['b']} | {c['metric']} | {c['n']} | {c['mean_difference']:+.4f} | "
+            f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.4g} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict], title: str) -> str:
     lines = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
-    lines += [
-        "",
-        "## Mean +/- std over target subjects",
-        "",
-        "| method | " + " | ".join(LABELS[k] for k in METRICS) + " | optimistic best-test accuracy* |",
-        "|---|" + "---|" * (len(METRICS) + 1),
-    ]
-    for method, s in summary(rows).items():
-        cells = [f"{s[k][0]:.4f} +/- {s[k][1]:.4f}" for k in (*METRICS, "optimistic_best_test_acc")]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", summary_markdown(rows, "## Mean +/- std over target subjects")]
     lines += [
         "",
         "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials at the epoch chosen on validation",
-        "trials carved from each subject's fine-tuning trials. *Optimistic: the best test accuracy over fine-tuning epochs",
-        "(the authors' protocol, model selection on test data); for comparison with published numbers only.",
+        "trials carved from each subject's fine-tuning trials. " + OPTIMISTIC_NOTE,
     ]
     return "\n".join(lines) + "\n"
 
 
-def console_table(rows: list[dict], title: str) -> str:
+def console_table(rows: list[dict], title: str, comparisons: list[dict] | None = None) -> str:
     s = summary(rows)
     width = max(len(m) for m in s) + 2
     methods = list(s)
@@ -100,10 +160,18 @@ def console_table(rows: list[dict], title: str) -> str:
             + "".join(f"{v[k][0]:>11.4f} +/-{v[k][1]:.3f}" for k in (*METRICS, "optimistic_best_test_acc"))
         )
     lines.append("* best test accuracy over fine-tuning epochs (selection on test data): comparison only")
+    if comparisons:
+        lines += ["", "paired over target subjects (a - b, 95% bootstrap CI, Wilcoxon p):"]
+        lines += [
+            f"  {c['a']} - {c['b']} {c['metric']}: {c['mean_difference']:+.4f} "
+            f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.4g} (n={c['n']})"
+            for c in comparisons
+        ]
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -164,6 +232,8 @@ def write_results(
     class_names: list[str],
     title: str,
     stem: str = "transfer_results",
+    comparisons: list[dict] | None = None,
+    wall_seconds: float | None = None,
 ) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,8 +248,58 @@ def write_results(
         "png": out / f"{stem}.png",
         "json": out / f"{stem}_summary.json",
     }
-    _atomic_write(paths["csv"], buf.getvalue().encode())
-    _atomic_write(paths["md"], markdown(rows, title).encode())
-    _atomic_write(paths["png"], figure_png(rows, confusion, class_names, title))
-    _atomic_write(paths["json"], json.dumps(summary(rows), indent=2).encode())
+    atomic_write(paths["csv"], buf.getvalue().encode())
+    text = markdown(rows, title)
+    if comparisons:
+        text += "\n" + comparisons_markdown(comparisons, "target subject") + "\n"
+    if wall_seconds is not None:
+        text += f"\nEvaluation wall time: {wall_seconds:.1f} s\n"
+    atomic_write(paths["md"], text.encode())
+    atomic_write(paths["png"], figure_png(rows, confusion, class_names, title))
+    payload = {"methods": summary(rows), "comparisons": comparisons or [], "wall_seconds": wall_seconds}
+    atomic_write(paths["json"], json.dumps(payload, indent=2).encode())
+    return paths
+
+
+def comparison_png(rows: list[dict], title: str) -> bytes:
+    """Bar chart: accuracy and macro-F1 per method, mean +/- std over its rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = summary(rows)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(stats)), 4))
+    xs = np.arange(len(stats))
+    for offset, key, label in ((-0.2, "accuracy", "accuracy"), (0.2, "macro_f1", "macro-F1")):
+        ax.bar(
+            xs + offset, [s[key][0] for s in stats.values()], 0.4, yerr=[s[key][1] for s in stats.values()], label=label
+        )
+    ax.set_xticks(xs, list(stats), rotation=35, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_comparison(out_dir: str | Path, rows: list[dict], title: str, stem: str) -> dict[str, Path]:
+    """Several runs' rows (e.g. methods x seeds) -> ``{stem}.md`` (the summary table), ``{stem}.csv``
+    (every row) and ``{stem}.png`` (bar chart), written atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({c: _fmt(r.get(c)) for c in columns})
+    text = summary_markdown(rows, f"# {title}") + "\n\n" + OPTIMISTIC_NOTE + "\n"
+    paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "png": out / f"{stem}.png"}
+    atomic_write(paths["md"], text.encode())
+    atomic_write(paths["csv"], buf.getvalue().encode())
+    atomic_write(paths["png"], comparison_png(rows, title))
     return paths

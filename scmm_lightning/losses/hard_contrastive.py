@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .soft_contrastive import masked_logits, soft_weights
+from ..model.similarity import masked_logits
+from .soft_contrastive import soft_weights
 
 
 class HardContrastiveLoss(nn.Module):

@@ -2,7 +2,8 @@
 
 All pairwise quantities are computed for a block of *rows* (the rows this process owns) against
 *all* rows of the (possibly gathered, global) batch, so the same code serves one process and DDP.
-``rows`` holds the global index of each owned row; ``None`` means every row.
+``rows`` holds the global index of each owned row; ``None`` means every row. The similarity
+matrix and its masked logits (:mod:`scmm_lightning.model.similarity`) are shared with the aggregator.
 
 The N x N work is written to touch each matrix as few times as possible (in-place where no
 gradient is needed, index scatters instead of N x N boolean masks): on the CPU these elementwise
@@ -15,28 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Self-pairs get this logit instead of -inf: exp() of it is exactly 0 in float32, and 0 * it is 0
-# (0 * -inf would be NaN), so weighted sums over all columns need no extra masking pass.
-SELF_LOGIT = -1.0e30
-
-
-def _rows(rows: Tensor | None, n: int, device: torch.device) -> Tensor:
-    return torch.arange(n, device=device) if rows is None else rows.to(device)
-
-
-def similarity_matrix(z_rows: Tensor, z_all: Tensor) -> Tensor:
-    """Raw dot-product similarity ``S = z_rows @ z_all^T`` in float32 (as the reference: no norm)."""
-    with torch.autocast(device_type=z_all.device.type, enabled=False):
-        return z_rows.float() @ z_all.float().T
-
-
-def masked_logits(similarity: Tensor, temperature: float, rows: Tensor | None = None) -> Tensor:
-    """``S / T`` in float32 with every row's self-pair set to :data:`SELF_LOGIT` (excluded)."""
-    n, n_all = similarity.shape
-    rows = _rows(rows, n_all, similarity.device)
-    with torch.autocast(device_type=similarity.device.type, enabled=False):
-        logits = similarity.float() * (1.0 / temperature)
-        return logits.index_put((torch.arange(n, device=logits.device), rows), logits.new_tensor(SELF_LOGIT))
+from ..model.similarity import masked_logits, row_indices
 
 
 def positive_columns(sample_index: Tensor, rows: Tensor) -> Tensor | None:
@@ -78,7 +58,7 @@ def soft_weights(
     0 (plain InfoNCE). Returns float32 (len(rows), N).
     """
     n_all = inputs.shape[0]
-    rows = _rows(rows, n_all, inputs.device)
+    rows = row_indices(rows, n_all, inputs.device)
     n = rows.numel()
     arange = torch.arange(n, device=inputs.device)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
@@ -158,7 +138,7 @@ class SoftContrastiveLoss(nn.Module):
         (N,) which original each row is a view of; ``rows``: (n,) global index of each owned row;
         ``logits``: :func:`masked_logits` of ``similarity`` if already computed."""
         n, n_all = similarity.shape
-        rows = _rows(rows, n_all, similarity.device)
+        rows = row_indices(rows, n_all, similarity.device)
         if weights is None:
             weights = self.weights(inputs, sample_index, rows)
         if logits is None:

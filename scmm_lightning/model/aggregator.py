@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..losses.soft_contrastive import masked_logits
+from .similarity import masked_logits
 
 
 class SimilarityAggregator(nn.Module):
@@ -16,7 +16,7 @@ class SimilarityAggregator(nn.Module):
 
     ``similarity`` is (n, N) for the owned rows (global indices ``rows``) against all rows;
     ``values`` is (N, D). The softmax runs in float32; ``logits`` (from
-    :func:`~scmm_lightning.losses.soft_contrastive.masked_logits`) may be passed to share them
+    :func:`~scmm_lightning.model.similarity.masked_logits`) may be passed to share them
     with the contrastive loss.
     """
 

@@ -1,4 +1,4 @@
-"""Encoders, projector and decoder of SCMM."""
+"""Encoder, projector and fine-tuning head of SCMM (the decoder is a plain Linear the task builds)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ def default_mask_num(ratio: float) -> int:
     return math.ceil(1.5 / (1.0 - ratio))
 
 
-class HybridMasking(nn.Module):
-    """Make ``num_masks`` masked copies of every sample of ``x`` (B, C, F); masked entries are 0.
+class Masking(nn.Module):
+    """SCMM's masking policy (one of four modes): make ``num_masks`` masked copies of every sample of
+    ``x`` (B, C, F); masked entries are 0.
 
     Primitive masks with ratio ``r``:
 

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from .corpora.base import CorpusReader
+from .base import CorpusReader
 
 METADATA = ("subject", "session", "trial", "window", "label")
 
@@ -81,7 +81,7 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    recordings = reader.recordings()
+    sessions = reader.sessions()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -89,13 +89,13 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
         from tqdm.auto import tqdm
 
         bar = tqdm(
-            total=reader.num_recordings(), desc=f"building {reader.name} cache", unit="recording", disable=not progress
+            total=reader.num_sessions(), desc=f"building {reader.name} cache", unit="session", disable=not progress
         )
         with h5py.File(tmp, "w") as h5:
             feats = None
             meta = {}
             n = 0
-            for rec in recordings:
+            for rec in sessions:
                 w = len(rec.features)
                 if feats is None:
                     c, f = rec.features.shape[1:]
@@ -125,7 +125,7 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
                 n += w
                 bar.update(1)
             if feats is None:
-                raise ValueError(f"{reader.root}: the {reader.name} reader found no recordings")
+                raise ValueError(f"{reader.root}: the {reader.name} reader found no subject-sessions")
             h5.attrs["corpus"] = reader.name
             h5.attrs["channel_names"] = json.dumps(list(reader.channel_names))
             h5.attrs["class_names"] = json.dumps(list(reader.class_names))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
@@ -102,3 +103,52 @@ def lds_smooth(
         c = p_filt[t] / p_pred[t + 1]
         smooth[t] = m_filt[t] + c * (smooth[t + 1] - m_filt[t])
     return np.moveaxis(smooth, 0, axis).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RawDEConfig:
+    """How raw signals become DE features (every reader of raw signals uses it).
+
+    Args:
+        window_seconds: length of the non-overlapping windows.
+        bands: (low, high) Hz of each band, in order.
+        filter_order: Butterworth order of the band-pass filters.
+        smoothing: ``none``, ``moving_average`` or ``lds`` over the windows of one trial.
+        moving_average_size: windows of the moving average.
+        lds_process_var: LDS smoothing: process variance.
+        lds_observation_var: LDS smoothing: observation variance.
+    """
+
+    window_seconds: float = 1.0
+    bands: tuple[tuple[float, float], ...] = tuple(DEFAULT_BANDS.values())
+    filter_order: int = 4
+    smoothing: str = "none"
+    moving_average_size: int = 5
+    lds_process_var: float = 0.01
+    lds_observation_var: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in ("none", "moving_average", "lds"):
+            raise ValueError(f"smoothing {self.smoothing!r} unknown; choose none, moving_average or lds")
+
+    def smooth(self, features: np.ndarray) -> np.ndarray:
+        """Smooth (W, C, F) over windows of one trial."""
+        if self.smoothing == "moving_average":
+            return moving_average(features, self.moving_average_size, axis=0)
+        if self.smoothing == "lds":
+            return lds_smooth(features, self.lds_process_var, self.lds_observation_var, axis=0)
+        return features
+
+    def extract(self, trials: list[np.ndarray], sfreq: float) -> list[np.ndarray]:
+        """DE (W_t, C, F) for each raw trial (C, n_t); equal-length trials are filtered as one array."""
+        bands = {str(i): b for i, b in enumerate(self.bands)}
+        lengths = {t.shape[-1] for t in trials}
+        if len(lengths) == 1:
+            de = differential_entropy(np.stack(trials), sfreq, bands, self.window_seconds, self.filter_order)
+            per_trial = [de[i].transpose(1, 0, 2) for i in range(len(trials))]
+        else:
+            per_trial = [
+                differential_entropy(t, sfreq, bands, self.window_seconds, self.filter_order).transpose(1, 0, 2)
+                for t in trials
+            ]
+        return [self.smooth(f) for f in per_trial]

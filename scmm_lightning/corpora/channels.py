@@ -1,4 +1,4 @@
-"""Electrode registry: canonical upper-case 10-20 names and each corpus's channel order."""
+"""Electrode registry: canonical upper-case 10-10 names and each corpus's channel order."""
 
 from __future__ import annotations
 

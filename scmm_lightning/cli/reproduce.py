@@ -1,26 +1,23 @@
 """Reproduce reference settings end to end: check corpora, pre-train + transfer for several seeds,
 then one table over subjects and seeds.
 
-    python -m scmm_lightning.reproduce --data_root DIR --seeds 0 1 2 --configs experiments/seed_to_deap_valence.yaml
+    python -m scmm_lightning reproduce --data_root DIR --seeds 0 1 2 --configs experiments/seed_to_deap_valence.yaml
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import numpy as np
 
 FOLDERS = {"SeedDataModule": "SEED", "SeedIVDataModule": "SEED_IV", "DeapDataModule": "DEAP"}
 
 
 def required_folders(config: Path) -> list[str]:
     text = config.read_text()
-    return [folder for cls, folder in FOLDERS.items() if f"scmm_lightning.data.{cls}" in text]
+    return [folder for cls, folder in FOLDERS.items() if f"scmm_lightning.datamodules.{cls}" in text]
 
 
 def fit_args(configs: list[Path], seed: int, run_dir: Path, extra: list[str]) -> list[str]:
@@ -37,35 +34,6 @@ def fit_args(configs: list[Path], seed: int, run_dir: Path, extra: list[str]) ->
         str(run_dir),
         *extra,
     ]
-
-
-def combine(csv_paths: list[Path]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """Mean, std (ddof 0) and count over every (seed, subject) row, per method."""
-    values: dict[str, dict[str, list[float]]] = {}
-    for path in csv_paths:
-        for row in csv.DictReader(path.open()):
-            for key in ("accuracy", "macro_f1", "auroc", "optimistic_best_test_acc"):
-                v = float(row[key]) if row[key] not in ("", "nan") else np.nan
-                values.setdefault(row["method"], {}).setdefault(key, []).append(v)
-    return {
-        m: {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in d.items()} for m, d in values.items()
-    }
-
-
-def table(name: str, stats: dict, seeds: list[int]) -> str:
-    lines = [
-        f"## {name} (seeds {', '.join(map(str, seeds))}; mean +/- std over subjects x seeds)",
-        "",
-        "| method | accuracy | macro-F1 | AUROC | optimistic best-test acc* | rows |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method, s in stats.items():
-        cells = [
-            f"{s[k][0]:.4f} +/- {s[k][1]:.4f}" for k in ("accuracy", "macro_f1", "auroc", "optimistic_best_test_acc")
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {s['accuracy'][2]} |")
-    lines.append("\n*selection on test data (the authors' protocol): for comparison with published numbers only.")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,19 +57,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from ..evaluation.results import OPTIMISTIC_NOTE, read_rows, summary_markdown
+
     env = {**os.environ, "SCMM_DATA_ROOT": str(root)}
     report = []
     for config in args.configs:
         name = config.stem
-        csvs = []
+        rows: list[dict] = []
         for seed in args.seeds:
             run_dir = args.out / name / f"seed{seed}"
             cmd = [sys.executable, "-m", "scmm_lightning", *fit_args([config], seed, run_dir, args.extra)]
             print("+ " + " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, env=env)
-            csvs += sorted(run_dir.rglob("transfer_results.csv"))[-1:]
-        report.append(table(name, combine(csvs), args.seeds))
-    text = "\n\n".join(report) + "\n"
+            latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
+            rows += read_rows(latest, seed=seed)
+        heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; mean +/- std over subjects x seeds)"
+        report.append(summary_markdown(rows, heading))
+    text = "\n\n".join(report) + "\n\n" + OPTIMISTIC_NOTE + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(text)
     print("\n" + text + f"\nwritten: {args.out / 'summary.md'}")

@@ -10,16 +10,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..channels import DEAP_32
-from ..de import differential_entropy
-from ..safe_pickle import load_numpy_pickle
-from .base import CorpusError, CorpusReader, RawDEConfig, Recording, check_finite
+from .base import CorpusError, CorpusInfo, CorpusReader, SessionWindows, check_finite
+from .channels import DEAP_32
+from .de import RawDEConfig, differential_entropy
+from .safe_pickle import load_numpy_pickle
 
 DEAP_SFREQ = 128.0
 DEAP_BASELINE_SECONDS = 3.0
 DEAP_SHAPE = (40, 40, 8064)
 DEAP_DIMENSIONS = ("valence", "arousal", "dominance", "liking")
 _FILE = re.compile(r"s(\d{2})\.dat")
+
+DEAP = CorpusInfo("deap", "DEAP", DEAP_32, ("low", "high"), "DEAP")
 
 
 class DeapReader(CorpusReader):
@@ -33,9 +35,6 @@ class DeapReader(CorpusReader):
         raw: DE extraction settings.
     """
 
-    name = "deap"
-    channel_names = DEAP_32
-    class_names = ("low", "high")
     layout = (
         "Expected the official DEAP layout (obtain it from Queen Mary University of London, "
         "https://www.eecs.qmul.ac.uk/mmv/datasets/deap/):\n"
@@ -67,6 +66,10 @@ class DeapReader(CorpusReader):
         if not self.files:
             raise CorpusError(f"{folder}: no files s01.dat ... s32.dat.\n{self.layout}")
 
+    @property
+    def info(self) -> CorpusInfo:
+        return DEAP
+
     def source_files(self) -> list[Path]:
         return list(self.files.values())
 
@@ -96,7 +99,7 @@ class DeapReader(CorpusReader):
             raise CorpusError(f"{path}: ratings outside 1..9 ({labels.min()}..{labels.max()}): unknown labels")
         return data, labels
 
-    def recordings(self) -> Iterator[Recording]:
+    def sessions(self) -> Iterator[SessionWindows]:
         win = self.raw.window_seconds
         n_base = int(round(DEAP_BASELINE_SECONDS / win))
         for subject, path in self.files.items():
@@ -112,7 +115,7 @@ class DeapReader(CorpusReader):
             n_trials, n_win = trial.shape[:2]
             rating = ratings[:, DEAP_DIMENSIONS.index(self.label_dimension)]
             labels = (rating > self.threshold).astype(np.int64)
-            yield Recording(
+            yield SessionWindows(
                 features=trial.reshape(-1, *trial.shape[2:]).astype(np.float32),
                 subject=subject,
                 session=1,

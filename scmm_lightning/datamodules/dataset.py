@@ -1,21 +1,15 @@
-"""In-memory window tables: features (N, C, F) plus one metadata row per window."""
+"""Windows as a torch Dataset (features (N, C, F) plus one metadata row per window) and their loaders."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-METADATA_FIELDS = ("subject", "session", "trial", "window", "label")
-
-Normalization = Literal["minmax", "zscore", "none", "subject_minmax", "subject_zscore"]
-"""``minmax`` / ``zscore``: per feature, statistics of the training split only. ``subject_*``: per
-subject and feature, statistics of that subject's own windows, labels unused (the usual label-free
-per-subject normalisation of cross-subject EEG; a held-out subject's unlabelled windows are seen)."""
+from ..corpora.cache import METADATA
 
 
 class WindowDataset(Dataset):
@@ -28,7 +22,7 @@ class WindowDataset(Dataset):
         self.x = torch.as_tensor(np.ascontiguousarray(features), dtype=torch.float32)
         n = self.x.shape[0]
         self.meta = {}
-        for key in METADATA_FIELDS:
+        for key in METADATA:
             values = np.asarray(metadata[key])
             if values.shape != (n,):
                 raise ValueError(f"metadata field {key!r} has shape {values.shape}, expected ({n},)")
@@ -87,36 +81,3 @@ def make_loader(
         collate_fn=collate_batch,
         persistent_workers=num_workers > 0,
     )
-
-
-def normalize(features: np.ndarray, subject: np.ndarray, train: np.ndarray, kind: Normalization) -> np.ndarray:
-    """Apply ``kind``: fitted on the training rows, or per subject on each subject's rows."""
-    if kind.startswith("subject_"):
-        out = np.empty_like(features)
-        for s in np.unique(subject):
-            rows = subject == s
-            shift, scale = fit_normalization(features[rows], kind)
-            out[rows] = (features[rows] - shift) / scale
-        return out
-    shift, scale = fit_normalization(features[train], kind)  # training split only
-    return (features - shift) / scale
-
-
-def fit_normalization(features: np.ndarray, kind: Normalization) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature ``(shift, scale)`` fitted on ``features`` (the training split only);
-    apply as ``(x - shift) / scale``. Constant features get scale 1."""
-    kind = kind.removeprefix("subject_")  # type: ignore[assignment]
-    if kind == "none":
-        return np.zeros(features.shape[1:], np.float32), np.ones(features.shape[1:], np.float32)
-    if kind == "minmax":
-        shift = features.min(axis=0)
-        scale = features.max(axis=0) - shift
-    elif kind == "zscore":
-        shift = features.mean(axis=0)
-        scale = features.std(axis=0)
-    else:
-        raise ValueError(
-            f"normalization {kind!r} unknown; choose minmax, zscore, none, subject_minmax or subject_zscore"
-        )
-    scale = np.where(scale > 0, scale, 1.0)
-    return shift.astype(np.float32), scale.astype(np.float32)

@@ -1,11 +1,9 @@
-"""Command line: ``python -m scmm_lightning {fit,validate,test,predict} --config ...``."""
+"""The LightningCLI behind ``python -m scmm_lightning {fit,validate,test,predict} --config ...``."""
 
 from __future__ import annotations
 
 import lightning as L
 from lightning.pytorch.cli import ArgsType, LightningCLI
-
-from .entry import main  # noqa: F401  (re-exported: scmm_lightning.cli:main keeps working)
 
 
 class SCMMLightningCLI(LightningCLI):
@@ -28,7 +26,8 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
         parser_kwargs={
             "description": "SCMM pre-training and evaluation for cross-corpus EEG emotion recognition. Besides the "
             "Lightning subcommands: `prepare` builds a corpus's feature cache (python -m scmm_lightning prepare "
-            "--help) and `transfer` runs the fine-tuning protocol from a checkpoint (--config RUN.yaml --ckpt_path CKPT)."
+            "--help), `transfer` runs the fine-tuning protocol from a checkpoint (--config RUN.yaml --ckpt_path CKPT), "
+            "`reproduce` and `ablations` run settings and methods over seeds (--help each)."
         },
         args=args,
         run=run,

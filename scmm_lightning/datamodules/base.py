@@ -1,4 +1,9 @@
-"""What every window datamodule does once its corpus is in memory: select, split, normalise, serve."""
+"""What every window datamodule does once its corpus is in memory: select, split, normalise, serve.
+
+:class:`WindowDataModule` declares and documents the arguments every corpus shares, once; a leaf
+datamodule declares only its own and passes the rest through ``**kwargs`` (jsonargparse follows
+the pass-through, so ``--help`` and ``--print_config`` list every option).
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,42 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from .channels import select_channels
-from .splits import SplitConfig
-from .windows import Normalization, WindowDataset, make_loader, normalize
+from ..corpora import CorpusInfo, Normalization, SplitConfig, normalize, select_channels
+from .dataset import WindowDataset, make_loader
 
 
 class WindowDataModule(L.LightningDataModule):
     """Base of the corpus datamodules.
 
-    Subclasses implement :meth:`load_windows` and set ``all_channel_names``, ``all_class_names``
-    and ``corpus_name``. After ``setup``: ``train_set`` and ``test_set`` (None when the split has no
-    test part), normalised with statistics of the training split only.
-    """
+    Leaves implement :attr:`info` (name, electrodes, classes: known before any file is read, so the
+    CLI can link the montage into the model), :attr:`num_bands` and :meth:`load_windows`. After
+    ``setup``: ``train_set`` and ``test_set`` (None when the split has no test part), normalised
+    with statistics of the training split only (or per subject with ``subject_*``).
 
-    corpus_name = ""
-    all_channel_names: tuple[str, ...] = ()
-    all_class_names: tuple[str, ...] = ()
+    Args:
+        subjects: subject ids to keep (default all).
+        sessions: session ids to keep (default all).
+        channels: electrode names to keep, in this order (e.g. DEAP's 32 on a SEED source); default all.
+        label_map: own class index -> new index; unmapped classes are dropped.
+        split: train/test split (default: none, everything trains).
+        normalization: ``minmax`` / ``zscore`` (training split only), ``subject_minmax`` /
+            ``subject_zscore`` (per subject, labels unused) or ``none``.
+        batch_size: training batch size (originals per step).
+        num_workers: DataLoader workers.
+        shuffle_seed: seed of the epoch-wise training order.
+    """
 
     def __init__(
         self,
-        subjects: list[int] | None,
-        sessions: list[int] | None,
-        channels: list[str] | None,
-        label_map: dict[int, int] | None,
-        split: SplitConfig | None,
-        normalization: Normalization,
-        batch_size: int,
-        num_workers: int,
-        shuffle_seed: int,
-        num_bands: int,
+        subjects: list[int] | None = None,
+        sessions: list[int] | None = None,
+        channels: list[str] | None = None,
+        label_map: dict[int, int] | None = None,
+        split: SplitConfig | None = None,
+        normalization: Normalization = "minmax",
+        batch_size: int = 256,
+        num_workers: int = 0,
+        shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         self.subjects = subjects
@@ -46,40 +58,48 @@ class WindowDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
-        self._num_bands = num_bands
         self.train_set: WindowDataset | None = None
         self.test_set: WindowDataset | None = None
 
-    # -- known before setup, so the CLI can link them into the model -------------------------------
+    # -- the corpus contract: known before setup, so the CLI can link them into the model ----------
+    @property
+    def info(self) -> CorpusInfo:
+        raise NotImplementedError
+
+    @property
+    def num_bands(self) -> int:
+        raise NotImplementedError
+
+    def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """All windows of the corpus: features (N, C_all, F) and metadata arrays."""
+        raise NotImplementedError
+
+    @property
+    def corpus_name(self) -> str:
+        return self.info.title
+
     @property
     def channel_names(self) -> tuple[str, ...]:
-        return tuple(self.channels) if self.channels else tuple(self.all_channel_names)
+        return tuple(self.channels) if self.channels else tuple(self.info.channel_names)
 
     @property
     def num_channels(self) -> int:
         return len(self.channel_names)
 
     @property
-    def num_bands(self) -> int:
-        return self._num_bands
-
-    @property
     def num_classes(self) -> int:
-        return len(set(self.label_map.values())) if self.label_map else len(self.all_class_names)
+        return len(set(self.label_map.values())) if self.label_map else len(self.info.class_names)
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """Names of the classes after ``label_map`` (merged classes joined by '+')."""
+        own = self.info.class_names
         if not self.label_map:
-            return tuple(self.all_class_names)
+            return tuple(own)
         names: dict[int, list[str]] = {}
-        for own, new in sorted(self.label_map.items()):
-            names.setdefault(new, []).append(self.all_class_names[own])
+        for old, new in sorted(self.label_map.items()):
+            names.setdefault(new, []).append(own[old])
         return tuple("+".join(names[k]) for k in sorted(names))
-
-    def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """All windows of the corpus: features (N, C_all, F) and metadata arrays."""
-        raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -92,11 +112,11 @@ class WindowDataModule(L.LightningDataModule):
             keep &= np.isin(meta["session"], self.sessions)
         labels = np.asarray(meta["label"]).copy()
         if self.label_map is not None:
-            unknown = set(self.label_map) - set(range(len(self.all_class_names)))
+            unknown = set(self.label_map) - set(range(len(self.info.class_names)))
             if unknown:
                 raise ValueError(
                     f"label_map keys {sorted(unknown)} are not {self.corpus_name} classes "
-                    f"{dict(enumerate(self.all_class_names))}"
+                    f"{dict(enumerate(self.info.class_names))}"
                 )
             keep &= np.isin(labels, list(self.label_map))
             labels = np.array([self.label_map.get(int(v), -1) for v in labels], dtype=np.int64)
@@ -109,7 +129,7 @@ class WindowDataModule(L.LightningDataModule):
         meta = {k: np.asarray(v)[keep] for k, v in meta.items()}
         meta["label"] = labels[keep]
         if self.channels:
-            features = features[:, select_channels(self.all_channel_names, self.channels)]
+            features = features[:, select_channels(self.info.channel_names, self.channels)]
         train, test = self.split.masks(meta)
         if not train.any():
             raise ValueError(f"{self.corpus_name}: the split {self.split} leaves no training windows")

@@ -3,14 +3,15 @@ the cross-corpus fine-tuning protocol for an existing checkpoint, with the run's
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from .callbacks import CrossCorpusTransfer
-from .callbacks.evaluation import evaluation_target
+from ..callbacks import CrossCorpusTransfer
+from ..evaluation import evaluation_target
+from ..seeding import set_run_seed
+from .lightning_cli import build_cli
 
 
 def _pop(argv: list[str], flag: str) -> str | None:
@@ -26,8 +27,6 @@ def _pop(argv: list[str], flag: str) -> str | None:
 
 
 def main(argv: Sequence[str]) -> None:
-    from .cli import build_cli
-
     argv = list(argv)
     ckpt = _pop(argv, "--ckpt_path")
     out_dir = _pop(argv, "--out_dir")
@@ -40,7 +39,7 @@ def main(argv: Sequence[str]) -> None:
     if not path.is_file():
         raise SystemExit(f"transfer: checkpoint {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    os.environ.setdefault("PL_GLOBAL_SEED", str(cli.config.get("seed_everything") or 0))
+    set_run_seed(cli.config.get("seed_everything") or 0)
     cli.model.load_state_dict(state["state_dict"])
     callback = (
         next((c for c in cli.trainer.callbacks if isinstance(c, CrossCorpusTransfer)), None) or CrossCorpusTransfer()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
+from ..corpora import canonical
 from .base import WindowDataModule
-from .channels import canonical
 
 
 class CrossCorpusDataModule(L.LightningDataModule):

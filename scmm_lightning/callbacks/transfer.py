@@ -1,0 +1,63 @@
+"""The cross-corpus fine-tuning protocol at the end of ``fit``."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from ..evaluation import FinetuneConfig, evaluation_target, run_transfer
+
+
+class CrossCorpusTransfer(L.Callback):
+    """At the end of ``fit``: per target subject, fine-tune the pre-trained encoder with a fresh head
+    on its fine-tuning trials, choose the epoch on their validation part (every class's latest
+    ``finetune.val_trials_per_class`` trial(s)) by balanced accuracy, and test on its test trials;
+    likewise from a randomly initialised encoder and from the raw input features with
+    ``compare_controls``. Runs on every DDP rank (each fine-tunes its share of the models);
+    rank 0 writes ``transfer_results.{csv,md,png}`` and ``transfer_results_summary.json`` into the
+    run directory, logs the means (``transfer/<method>/<metric>_mean``, validation figures under
+    ``val_...``) and prints the table with the paired comparisons.
+
+    Args:
+        finetune: fine-tuning settings.
+        compare_controls: also run the protocol from a random-init encoder and from the raw features.
+        subjects: target subjects to evaluate (default all).
+        out_dir: where result files go (default: the trainer's log directory).
+    """
+
+    def __init__(
+        self,
+        finetune: FinetuneConfig | None = None,
+        compare_controls: bool = True,
+        subjects: list[int] | None = None,
+        out_dir: str | None = None,
+    ) -> None:
+        self.finetune = finetune or FinetuneConfig()
+        self.compare_controls = compare_controls
+        self.subjects = subjects
+        self.out_dir = out_dir
+        self.rows: list[dict] = []
+
+    def run(self, pl_module, target, out_dir, logger=None, quick: bool = False, progress: bool = True) -> list[dict]:  # noqa: ANN001
+        """The protocol on ``target`` (call on every rank); ``quick`` (fast_dev_run): one epoch, two
+        subjects, just to exercise the code."""
+        config, subjects = self.finetune, self.subjects
+        if quick:
+            config = FinetuneConfig(**{**vars(config), "epochs": 1})
+            subjects = sorted(set(target.test_set.meta["subject"].tolist()))[:2]
+        self.rows = run_transfer(pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress)
+        return self.rows
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # every rank: log_dir is a collective under DDP, and every rank fine-tunes its share
+        out_dir = self.out_dir or trainer.log_dir or trainer.default_root_dir
+        # DDP leaves each rank with its own BatchNorm running statistics: evaluate rank 0's encoder
+        state = trainer.strategy.broadcast(pl_module.encoder.state_dict(), src=0)
+        pl_module.encoder.load_state_dict(state)
+        self.run(
+            pl_module,
+            evaluation_target(trainer.datamodule),
+            out_dir,
+            trainer.logger if trainer.is_global_zero else None,
+            quick=bool(trainer.fast_dev_run),
+            progress=trainer.progress_bar_callback is not None,
+        )

@@ -1,0 +1,21 @@
+"""LightningDataModules: the corpora of :mod:`scmm_lightning.corpora` selected, split, normalised
+and served as batches; a source and a target corpus paired for cross-corpus transfer."""
+
+from .base import WindowDataModule
+from .corpus import DeapDataModule, EEGCorpusDataModule, RecordingsDataModule, SeedDataModule, SeedIVDataModule
+from .cross_corpus import CrossCorpusDataModule
+from .dataset import WindowDataset, make_loader
+from .synthetic import SyntheticEEGDataModule
+
+__all__ = [
+    "CrossCorpusDataModule",
+    "DeapDataModule",
+    "EEGCorpusDataModule",
+    "RecordingsDataModule",
+    "SeedDataModule",
+    "SeedIVDataModule",
+    "SyntheticEEGDataModule",
+    "WindowDataModule",
+    "WindowDataset",
+    "make_loader",
+]

@@ -1,0 +1,220 @@
+"""LightningDataModules over the real corpora and your own recordings: the feature cache is built
+in ``prepare_data`` and read in ``setup``. A leaf declares its reader's options; everything every
+corpus shares is declared once in :class:`~scmm_lightning.datamodules.base.WindowDataModule`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..corpora import (
+    DEAP,
+    SEED,
+    SEED_IV,
+    CorpusError,
+    CorpusInfo,
+    CorpusReader,
+    CorpusTable,
+    DeapReader,
+    RawDEConfig,
+    RecordingsReader,
+    SeedIVReader,
+    SeedReader,
+    build_cache,
+    cache_path,
+    load_cache,
+)
+from .base import WindowDataModule
+
+
+def default_root(folder: str) -> Path:
+    base = os.environ.get("SCMM_DATA_ROOT")
+    if not base:
+        raise CorpusError(
+            f"no corpus root given: set data.init_args.root, or SCMM_DATA_ROOT so that $SCMM_DATA_ROOT/{folder} "
+            "holds the corpus"
+        )
+    return Path(base) / folder
+
+
+class EEGCorpusDataModule(WindowDataModule):
+    """A corpus read through its reader and the feature cache; leaves build the reader.
+
+    Args:
+        root: corpus root (default ``$SCMM_DATA_ROOT/<folder of the corpus>``).
+        cache_dir: feature cache (default ``$SCMM_CACHE_DIR`` or ``~/.cache/scmm_lightning``).
+    """
+
+    def __init__(self, root: str | None = None, cache_dir: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root) if root else None
+        self.cache_dir = cache_dir
+        self.table: CorpusTable | None = None
+        self._reader: CorpusReader | None = None
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        raise NotImplementedError
+
+    @property
+    def folder(self) -> str:
+        """Where the corpus lies under ``$SCMM_DATA_ROOT`` when ``root`` is not given."""
+        return self.info.folder
+
+    def reader(self) -> CorpusReader:
+        if self._reader is None:
+            self._reader = self.make_reader(self.root or default_root(self.folder))
+        return self._reader
+
+    def prepare_data(self) -> None:
+        build_cache(self.reader(), self.cache_dir)
+
+    def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        reader = self.reader()
+        path = cache_path(reader, self.cache_dir)
+        if not path.exists():
+            path = build_cache(reader, self.cache_dir)
+        self.table = load_cache(path)
+        return self.table.features, self.table.metadata
+
+
+class SeedDataModule(EEGCorpusDataModule):
+    """SEED (62 electrodes; classes negative / neutral / positive).
+
+    Args:
+        source: ``features`` (ExtractedFeatures/) or ``raw`` (Preprocessed_EEG/ -> DE here).
+        feature_key: ExtractedFeatures key family (``de_LDS``, ``de_movingAve``, ...).
+        raw: DE extraction settings for ``source=raw``.
+    """
+
+    reader_class: type[SeedReader] = SeedReader
+
+    def __init__(
+        self,
+        source: Literal["features", "raw"] = "features",
+        feature_key: str = "de_LDS",
+        raw: RawDEConfig | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.feature_key, self.raw = source, feature_key, raw or RawDEConfig()
+
+    @property
+    def info(self) -> CorpusInfo:
+        return SEED
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.raw.bands) if self.source == "raw" else 5
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        return self.reader_class(root, self.source, self.feature_key, self.raw)
+
+
+class SeedIVDataModule(SeedDataModule):
+    """SEED-IV (62 electrodes; classes neutral / sad / fear / happy); arguments as SeedDataModule,
+    ``root`` defaulting to ``$SCMM_DATA_ROOT/SEED_IV``."""
+
+    reader_class = SeedIVReader
+
+    @property
+    def info(self) -> CorpusInfo:
+        return SEED_IV
+
+
+class DeapDataModule(EEGCorpusDataModule):
+    """DEAP (32 electrodes; binary low / high on one rating dimension; one session).
+
+    Args:
+        label_dimension: valence, arousal, dominance or liking.
+        threshold: rating > threshold is class 1 (high).
+        baseline: ``subtract`` the mean DE of the 3 s pre-trial baseline, or ``none``.
+        raw: DE extraction settings.
+    """
+
+    def __init__(
+        self,
+        label_dimension: Literal["valence", "arousal", "dominance", "liking"] = "valence",
+        threshold: float = 5.0,
+        baseline: Literal["none", "subtract"] = "subtract",
+        raw: RawDEConfig | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.label_dimension, self.threshold, self.baseline = label_dimension, threshold, baseline
+        self.raw = raw or RawDEConfig()
+
+    @property
+    def info(self) -> CorpusInfo:
+        return DEAP
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.raw.bands)
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        return DeapReader(root, self.label_dimension, self.threshold, self.baseline, self.raw)
+
+
+class RecordingsDataModule(EEGCorpusDataModule):
+    """Your own recordings: EEG files MNE reads plus a table (see :class:`~scmm_lightning.corpora.RecordingsReader`).
+
+    Electrodes and classes come from the files and the table, so they are known (and checked) as
+    soon as the datamodule is built; the montage then links into the model like any corpus's.
+    ``root`` defaults to ``$SCMM_DATA_ROOT/RECORDINGS``.
+
+    Args:
+        table: the recordings table (CSV/TSV); relative paths are looked up in the working directory, then ``root``.
+        name: corpus name (logs, cache file names).
+        label_column: table column holding the label.
+        class_names: labels in class-index order (default: the table's labels, sorted).
+        montage: electrodes to read, in this order (default: those every recording has).
+        drop_channels: more non-EEG channel names to drop.
+        channel_aliases: file channel name -> 10-10 name.
+        resample: resample to this rate (Hz) before DE (default: each file's own rate).
+        raw: DE extraction settings.
+    """
+
+    def __init__(
+        self,
+        table: str = "recordings.csv",
+        name: str = "recordings",
+        label_column: str = "label",
+        class_names: list[str] | None = None,
+        montage: list[str] | None = None,
+        drop_channels: list[str] | None = None,
+        channel_aliases: dict[str, str] | None = None,
+        resample: float | None = None,
+        raw: RawDEConfig | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.raw = raw or RawDEConfig()
+        self.reader_args = dict(
+            table=table,
+            name=name,
+            label_column=label_column,
+            class_names=class_names,
+            montage=montage,
+            drop_channels=drop_channels,
+            channel_aliases=channel_aliases,
+            resample=resample,
+            raw=self.raw,
+        )
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        return RecordingsReader(root, **self.reader_args)
+
+    @property
+    def folder(self) -> str:
+        return "RECORDINGS"
+
+    @property
+    def info(self) -> CorpusInfo:
+        return self.reader().info
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.raw.bands)
