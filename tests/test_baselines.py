@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -112,4 +113,21 @@ def test_ablation_runner_writes_one_table(tmp_path: Path) -> None:
     line = next(x for x in md.splitlines() if x.startswith("| scmm |"))
     accuracy = [float(r["accuracy"]) for r in rows if r["method"] == "scmm"]
     assert float(line.split("|")[2].split("+/-")[0]) == pytest.approx(sum(accuracy) / 9, abs=1e-4)
+    seed_means = [
+        sum(float(r["accuracy"]) for r in rows if r["method"] == "scmm" and r["seed"] == str(e)) / 3 for e in range(3)
+    ]
+    assert float(line.split("|")[2].split("+/-")[1]) == pytest.approx(float(np.std(seed_means)), abs=1e-4)  # over seeds
     assert line.rstrip("| ").endswith("9")
+    (cmp,) = [
+        c for c in json.loads((out / "ablation_results.json").read_text())["comparisons"] if c["metric"] == "accuracy"
+    ]
+    assert (cmp["a"], cmp["b"], cmp["n"]) == ("no_pretraining", "scmm", 9)  # paired over subject x seed
+    diff = [
+        float(x["accuracy"]) - float(y["accuracy"])
+        for x in rows
+        for y in rows
+        if x["method"] == "no_pretraining"
+        and y["method"] == "scmm"
+        and (x["seed"], x["subject"]) == (y["seed"], y["subject"])
+    ]
+    assert cmp["mean_difference"] == pytest.approx(sum(diff) / 9, abs=1e-3)

@@ -1,7 +1,9 @@
-"""Callbacks: linear probing during pre-training, the transfer protocol at its end, a run summary."""
+"""Callbacks: resumable atomic checkpoints, linear probing during pre-training, the transfer protocol
+at its end, a run summary."""
 
+from .checkpoint import RunCheckpoint
 from .probe import LinearProbe
 from .run_summary import RunSummary
 from .transfer import CrossCorpusTransfer
 
-__all__ = ["CrossCorpusTransfer", "LinearProbe", "RunSummary"]
+__all__ = ["CrossCorpusTransfer", "LinearProbe", "RunCheckpoint", "RunSummary"]

@@ -5,8 +5,9 @@
 
 A method is a config under experiments/methods/ combined with the setting's config; each run's
 ``transfer_results.csv`` contributes its ``pretrained`` rows (the method's own encoder). The table
-has one row per method: every target metric, mean +/- std over target subjects x seeds (Markdown;
-every row in the CSV; bar chart PNG).
+has one row per method: every target metric, mean +/- std over seeds of the mean over target
+subjects, and every method against ``scmm`` paired over (target subject, seed) (mean difference,
+95% bootstrap CI, Wilcoxon p) (Markdown, JSON; every row in the CSV; bar chart PNG).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: no method config for {unknown} under {METHODS_DIR}", file=sys.stderr)
         return 2
-    from ..evaluation.results import read_rows, write_comparison
+    from ..evaluation.results import COMPARED, read_rows, write_comparison
+    from ..evaluation.statistics import compare_methods
     from . import main as cli_main
 
     out = args.out / args.setting.stem
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             cli_main(fit_args(configs, seed, run_dir, ["--trainer.enable_progress_bar", "false", *args.extra]))
             latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
             rows += [{**r, "method": method} for r in read_rows(latest, seed=seed) if r["method"] == "pretrained"]
-    write_comparison(out, rows, f"{args.setting.stem}: methods and ablations", "ablation_results")
+    pairs = [(m, "scmm") for m in args.methods if m != "scmm"]
+    comparisons = compare_methods(rows, pairs, COMPARED, unit=("subject", "seed"))
+    write_comparison(out, rows, f"{args.setting.stem}: methods and ablations", "ablation_results", comparisons)
     print((out / "ablation_results.md").read_text())
     print(f"written: {out / 'ablation_results.md'}, .csv, .png")
     return 0

@@ -57,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from ..evaluation.results import OPTIMISTIC_NOTE, read_rows, summary_markdown
+    from ..evaluation.results import (
+        COMPARED,
+        OPTIMISTIC_NOTE,
+        comparison_pairs,
+        comparisons_markdown,
+        read_rows,
+        summary_markdown,
+    )
+    from ..evaluation.statistics import compare_methods
 
     env = {**os.environ, "SCMM_DATA_ROOT": str(root)}
     report = []
@@ -71,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(cmd, check=True, env=env)
             latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
             rows += read_rows(latest, seed=seed)
-        heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; mean +/- std over subjects x seeds)"
-        report.append(summary_markdown(rows, heading))
+        heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; mean +/- std over seeds of the subject means)"
+        comparisons = compare_methods(rows, comparison_pairs(rows), COMPARED, unit=("subject", "seed"))
+        report.append(
+            summary_markdown(rows, heading) + "\n\n" + comparisons_markdown(comparisons, "target subject x seed")
+        )
     text = "\n\n".join(report) + "\n\n" + OPTIMISTIC_NOTE + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(text)

@@ -32,13 +32,22 @@ def main(argv: Sequence[str]) -> None:
     out_dir = _pop(argv, "--out_dir")
     if ckpt is None and not any(a in ("-h", "--help") for a in argv):
         raise SystemExit("transfer: --ckpt_path CKPT is required (a checkpoint written by `fit`)")
-    cli = build_cli(argv, run=False)
-    if ckpt is None:
+    if ckpt is None:  # --help
+        build_cli(argv, run=False)
         return
     path = Path(ckpt)
     if not path.is_file():
         raise SystemExit(f"transfer: checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: a checkpoint is data; one whose pickle would run code is refused, never executed
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        raise SystemExit(
+            f"transfer: cannot load checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}\n"
+            "It is truncated, not a checkpoint written by `fit`, or holds objects other than weights and "
+            "plain values (refused: loading them could run code)."
+        ) from None
+    cli = build_cli(argv, run=False)
     set_run_seed(cli.config.get("seed_everything") or 0)
     cli.model.load_state_dict(state["state_dict"])
     callback = (

@@ -73,15 +73,26 @@ def read_rows(path: str | Path, **extra: object) -> list[dict]:
     return rows
 
 
+def _mean(values: list) -> float:
+    vals = np.array([v for v in values if v is not None and not math.isnan(v)], float)
+    return float(vals.mean()) if len(vals) else math.nan
+
+
 def summary(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Mean and standard deviation (ddof 0) of each metric per method over its rows (target
-    subjects, and seeds when rows carry several); NaN and missing values are left out."""
+    """Mean and standard deviation (ddof 0) of each metric per method. Rows of one run: over target
+    subjects. Rows carrying a ``seed`` (several runs): over seeds of each seed's mean over target
+    subjects. NaN and missing values are left out."""
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]
         out[method] = {}
         for key in SUMMARY_KEYS:
-            vals = np.array([r[key] for r in sel if r.get(key) is not None and not math.isnan(r[key])], float)
+            if any("seed" in r for r in sel):
+                seeds = sorted({r["seed"] for r in sel})
+                vals = np.array([_mean([r.get(key) for r in sel if r["seed"] == e]) for e in seeds], float)
+                vals = vals[~np.isnan(vals)]
+            else:
+                vals = np.array([r[key] for r in sel if r.get(key) is not None and not math.isnan(r[key])], float)
             out[method][key] = (float(vals.mean()), float(vals.std())) if len(vals) else (math.nan, math.nan)
     return out
 
@@ -286,9 +297,12 @@ def comparison_png(rows: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
-def write_comparison(out_dir: str | Path, rows: list[dict], title: str, stem: str) -> dict[str, Path]:
-    """Several runs' rows (e.g. methods x seeds) -> ``{stem}.md`` (the summary table), ``{stem}.csv``
-    (every row) and ``{stem}.png`` (bar chart), written atomically."""
+def write_comparison(
+    out_dir: str | Path, rows: list[dict], title: str, stem: str, comparisons: list[dict] | None = None
+) -> dict[str, Path]:
+    """Several runs' rows (e.g. methods x seeds) -> ``{stem}.md`` (the summary table: mean +/- std
+    over seeds of the subject means, and the paired ``comparisons``), ``{stem}.csv`` (every row),
+    ``{stem}.png`` (bar chart) and ``{stem}.json`` (summary and comparisons), written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -298,8 +312,18 @@ def write_comparison(out_dir: str | Path, rows: list[dict], title: str, stem: st
     for r in rows:
         writer.writerow({c: _fmt(r.get(c)) for c in columns})
     text = summary_markdown(rows, f"# {title}") + "\n\n" + OPTIMISTIC_NOTE + "\n"
-    paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "png": out / f"{stem}.png"}
+    if comparisons:
+        text += "\n" + comparisons_markdown(comparisons, "target subject x seed") + "\n"
+    paths = {
+        "md": out / f"{stem}.md",
+        "csv": out / f"{stem}.csv",
+        "png": out / f"{stem}.png",
+        "json": out / f"{stem}.json",
+    }
     atomic_write(paths["md"], text.encode())
+    atomic_write(
+        paths["json"], json.dumps({"methods": summary(rows), "comparisons": comparisons or []}, indent=2).encode()
+    )
     atomic_write(paths["csv"], buf.getvalue().encode())
     atomic_write(paths["png"], comparison_png(rows, title))
     return paths

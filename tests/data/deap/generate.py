@@ -45,13 +45,20 @@ def deap_pickle(obj: object) -> bytes:
     return buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
 
 
-def write_deap(root: Path, subjects: tuple[int, ...] = (1, 2), seed: int = 2) -> Path:
+def write_deap(root: Path, subjects: tuple[int, ...] = (1, 2), seed: int = 2, valence_alpha: float = 0.0) -> Path:
+    """``valence_alpha`` > 0: trials rated valence > 5 carry a 10 Hz rhythm of that amplitude (uV) on
+    every EEG channel after the 3 s baseline, so their alpha DE separates the two classes."""
     rng = np.random.default_rng(seed)
     folder = root / "data_preprocessed_python"
     folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(8064 - 384) / 128.0
     for subject in subjects:
         data = 10.0 * rng.standard_normal((40, 40, 8064), dtype=np.float32).astype(np.float64)
         labels = np.round(rng.uniform(1, 9, size=(40, 4)), 2)
+        if valence_alpha:
+            high = labels[:, 0] > 5
+            phase = rng.uniform(0, 2 * np.pi, size=(40, 32, 1))
+            data[high, :32, 384:] += valence_alpha * np.sin(2 * np.pi * 10.0 * t + phase[high])
         (folder / f"s{subject:02d}.dat").write_bytes(deap_pickle({"labels": labels, "data": data}))
     return root
 
