@@ -84,3 +84,20 @@ def test_two_processes_give_the_one_process_results(tmp_path: Path) -> None:
                         "val_balanced_accuracy",
                     ):
                         assert two[kind][method][subject].get(key) == metrics.get(key), (kind, method, subject, key)
+
+
+def test_diagnostics_against_analytic_values() -> None:
+    from scmm_lightning.evaluation.diagnostics import alignment, effective_rank, mean_off_diagonal_cosine, uniformity
+
+    eye = torch.eye(6)  # centred rows of the identity: 5 equal singular values
+    assert effective_rank(eye) == pytest.approx(5.0, rel=1e-9)
+    line = torch.arange(8.0)[:, None] * torch.tensor([[1.0, 2.0, 3.0]])
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-6)
+    z = torch.randn(10, 4)
+    assert alignment(z, 3 * z) == pytest.approx(0.0, abs=1e-12)
+    assert alignment(z, -z) == pytest.approx(4.0)  # opposite unit vectors: |2 u|^2
+    assert uniformity(torch.ones(5, 3)) == pytest.approx(0.0, abs=1e-6)  # collapse (cdist rounding)
+    pair = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # one pair at distance 2: log exp(-2 * 4)
+    assert uniformity(pair) == pytest.approx(-8.0)
+    assert mean_off_diagonal_cosine(torch.ones(4, 3)) == pytest.approx(1.0)
+    assert mean_off_diagonal_cosine(pair) == pytest.approx(-1.0)

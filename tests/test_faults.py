@@ -24,6 +24,7 @@ def fit_command(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "scmm_lightning", "fit", "--config", str(ROOT / "experiments/synthetic.yaml"),
         "--data.init_args.source.init_args.num_subjects", "3", "--data.init_args.source.init_args.batch_size", "64",
+        "--data.init_args.target.init_args.num_subjects", "2", "--data.init_args.target.init_args.windows_per_trial", "8",
         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(out),
         "--trainer.logger.init_args.save_dir", str(out), *extra,
     ]  # fmt: skip
@@ -103,3 +104,159 @@ def test_a_code_carrying_checkpoint_is_refused_by_transfer(tmp_path: Path) -> No
     assert out.returncode != 0 and not marker.exists()
     assert str(bad) in out.stderr and "refused" in out.stderr
     assert len(out.stderr.strip().splitlines()) <= 4  # one short message, no traceback
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_rewritten_source_with_size_and_mtime_kept_is_not_served_from_the_cache(
+    deap_root: Path, tmp_path: Path
+) -> None:
+    """Rewrite s01.dat with other labels, same size, mtime restored: the next read gets a new cache
+    entry with the new labels, not the old one."""
+    import importlib.util
+
+    from scmm_lightning.corpora import DeapReader, build_cache, load_cache
+
+    root = _copy(deap_root, tmp_path / "DEAP")
+    first = load_cache(build_cache(DeapReader(root), tmp_path / "cache", progress=False))
+    target = root / "data_preprocessed_python" / "s01.dat"
+    st = target.stat()
+    spec = importlib.util.spec_from_file_location("gen", Path(__file__).parent / "data/deap/generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    from scmm_lightning.corpora.safe_pickle import load_numpy_pickle
+
+    obj = load_numpy_pickle(target)
+    obj["labels"][:, 0] = 10.0 - obj["labels"][:, 0]  # every valence label flips across 5
+    data = gen.deap_pickle(obj)
+    assert len(data) == st.st_size
+    target.write_bytes(data)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second = load_cache(build_cache(DeapReader(root), tmp_path / "cache", progress=False))
+    s1 = first.metadata["subject"] == 1
+    assert (second.metadata["label"][s1] != first.metadata["label"][s1]).all()
+
+
+def test_truncated_edf_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    from scmm_lightning.corpora import CorpusError, RecordingsReader
+
+    src = ROOT.parent / "shared" / "data" / "eegmat" / "Subject00_1.edf"
+    if not src.is_file():
+        pytest.skip("eegmat recordings absent")
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    (tmp_path / "t.csv").write_text("file,subject,label\ncut.edf,1,rest\n")
+    with pytest.raises(CorpusError, match=r"cut\.edf: truncated"):
+        RecordingsReader(tmp_path, tmp_path / "t.csv").montage  # noqa: B018
+
+
+def test_duplicate_table_rows_are_an_error_naming_both_lines(tmp_path: Path) -> None:
+    from scmm_lightning.corpora import CorpusError, RecordingsReader
+
+    (tmp_path / "a.edf").write_bytes(b"")
+    (tmp_path / "t.csv").write_text(
+        "file,subject,label,start,stop\na.edf,1,rest,0,10\na.edf,1,task,10,20\na.edf,1,rest,0,10\n"
+    )
+    with pytest.raises(CorpusError, match=r"line 4: .*a\.edf from 0\.0 to 10\.0 repeats line 2"):
+        RecordingsReader(tmp_path, tmp_path / "t.csv")
+
+
+def test_misnamed_files_warn_and_absent_sessions_are_errors(
+    seed_root: Path, seed_iv_root: Path, tmp_path: Path
+) -> None:
+    from scmm_lightning.corpora import SeedIVReader, SeedReader, SplitConfig
+    from scmm_lightning.datamodules import SeedIVDataModule
+
+    root = _copy(seed_root, tmp_path / "SEED")
+    feat = root / "ExtractedFeatures"
+    first = sorted(p for p in feat.glob("*_*.mat"))[0]
+    first.rename(feat / "2_2013-11-02.mat")
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) not named .*2_2013-11-02\.mat"):
+        SeedReader(root)
+    iv = _copy(seed_iv_root, tmp_path / "SEED_IV")
+    import shutil
+
+    shutil.rmtree(iv / "eeg_feature_smooth" / "2")
+    with pytest.warns(UserWarning, match=r"session folders \[2\] missing"):
+        SeedIVReader(iv)
+    split = SplitConfig(kind="cross_session", train_sessions=[1, 2], test_sessions=[3])
+    dm = SeedIVDataModule(root=str(iv), cache_dir=str(tmp_path / "cache"), sessions=[1, 2, 3], split=split)
+    with pytest.raises(ValueError, match=r"\(subject, session\) pairs \[\(1, 2\)"), pytest.warns(UserWarning):
+        dm.setup("fit")
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step(tiny_config: Path, tmp_path: Path) -> None:
+    with pytest.raises(FloatingPointError, match=r"epoch 0, batch 0 .*temperature=1e-40"):
+        run_fit(tiny_config, tmp_path, "--model.init_args.temperature", "1e-40")
+
+
+@pytest.mark.parametrize(
+    "option,value,allowed",
+    [
+        ("model.init_args.mask_ratio", "1.5", "value>=0.0 and value<1.0"),
+        ("model.init_args.temperature", "0", "value>0"),
+    ],
+)
+def test_an_out_of_range_option_is_one_short_message(tiny_config: Path, option: str, value: str, allowed: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), f"--{option}", value],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[0] == f"error: option {option}: {value} is out of range; allowed: {allowed}"
+    assert len(out.stderr.strip().splitlines()) == 2
+
+
+def test_a_truncated_checkpoint_in_fit_is_one_message_naming_it(tiny_config: Path, tmp_path: Path) -> None:
+    run_fit(tiny_config, tmp_path / "a", "--trainer.max_epochs", "1")
+    (ckpt,) = list((tmp_path / "a").rglob("last.ckpt"))
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(ckpt.read_bytes()[:1000])
+    out = subprocess.run(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(cut)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode != 0 and f"fit: cannot load checkpoint {cut}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_output_location_errors_name_the_path(seed_root: Path, tmp_path: Path) -> None:
+    from scmm_lightning.cli.prepare import main as prepare
+
+    blocker = tmp_path / "cache_is_a_file"
+    blocker.write_text("")
+    assert prepare(["--corpus", "seed", "--root", str(seed_root), "--cache_dir", str(blocker), "--no_progress"]) == 2
+    assert prepare(["--corpus", "seed", "--root", str(blocker), "--no_progress"]) == 2
+
+
+def test_cache_files_are_shared_readable_and_orphans_go(seed_root: Path, tmp_path: Path) -> None:
+    from scmm_lightning.corpora import SeedReader, build_cache, cache_path
+
+    reader = SeedReader(seed_root)
+    target = cache_path(reader, tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f".{target.name}.{dead.pid}.tmp"
+    orphan.write_bytes(b"half")
+    old = os.umask(0o022)
+    try:
+        path = build_cache(reader, tmp_path, progress=False)
+    finally:
+        os.umask(old)
+    assert not orphan.exists()
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_default_root_dir_alone_moves_the_logs(tiny_config: Path, tmp_path: Path) -> None:
+    from scmm_lightning.cli import main
+
+    main(
+        ["fit", "--config", str(tiny_config), "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    )
+    assert list(tmp_path.rglob("metrics.csv")) and list(tmp_path.rglob("last.ckpt"))

@@ -110,3 +110,29 @@ def test_scmm_losses_are_wired_as_the_method_says(mask_num: int) -> None:
     # the total: learned uncertainty weighting at its initial scales s = 1: 0.5 L_k + log 2 each
     expected_total = 0.5 * (losses["contrastive"] + losses["reconstruction"]).item() + 2 * np.log(2)
     assert losses["loss"].item() == pytest.approx(expected_total, rel=1e-6)  # the weighting runs in float32
+
+
+def test_cosine_similarity_switch_matches_the_loop_reference_on_normalised_projections() -> None:
+    """similarity=cosine: contrastive and aggregator computed on z / |z| (loop references), and the
+    default (dot) differs on the same batch."""
+    torch.manual_seed(4)
+    t, alpha, tau_s = 0.2, 0.5, 0.5
+    kwargs = dict(num_channels=6, num_bands=5, temperature=t, upper_bound=alpha, sharpness=tau_s)
+    module = SCMMPretraining(similarity="cosine", **kwargs).double().eval()
+    x = torch.randn(5, 6, 5, dtype=torch.float64)
+    masked = module.masking(x, torch.Generator().manual_seed(2))[0]
+    losses = module.compute_losses(x, None, masked=masked)
+    inputs = torch.cat([x, masked])
+    sample = list(range(5)) * 2
+    with torch.no_grad():
+        h = module.encoder(inputs)
+        z = F.normalize(module.projector(h), dim=1).numpy()
+        decoded = module.decoder(h).numpy()
+    w = soft_weights_loop(inputs.numpy(), sample, alpha, tau_s)
+    assert losses["contrastive"].item() == pytest.approx(soft_contrastive_loop(z, w, t), rel=1e-5)
+    target = x.repeat(2, 1, 1).reshape(10, -1).numpy()
+    expected = float(np.mean((aggregate_loop(z, decoded, t) - target) ** 2))
+    assert losses["reconstruction"].item() == pytest.approx(expected, rel=1e-5)
+    dot = SCMMPretraining(**kwargs).double().eval()
+    dot.load_state_dict(module.state_dict())
+    assert abs(dot.compute_losses(x, None, masked=masked)["contrastive"].item() - losses["contrastive"].item()) > 1e-3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,25 @@ def test_two_process_fit_with_the_evaluation_callbacks_writes_its_results(tmp_pa
         (m, s) for m in ("pretrained", "random_init", "raw_features") for s in ("1", "2")
     ]
     assert out.stdout.count("evaluation wall time") == 1  # printed by rank 0 only
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml") if p.name != "synthetic.yaml")
+)
+def test_every_shipped_config_runs_to_the_end_in_two_processes(config: str, tmp_path: Path, corpora_env: Path) -> None:
+    """Every reference config (fixture corpora) under 2 gloo processes with fast_dev_run: the
+    evaluation callbacks' collectives are met on both ranks and the results are written once."""
+    extra = ["--data.init_args.source.init_args.batch_size", "16"]
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "scmm_lightning", "fit", "--config", str(ROOT / "experiments" / config),
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+            "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), *extra,
+        ],
+        cwd=ROOT, timeout=600, capture_output=True, text=True, env={**os.environ},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list(tmp_path.rglob("transfer_results.csv"))) == 1

@@ -119,3 +119,17 @@ def test_batch_size_larger_than_data_is_a_clear_error() -> None:
     dm.setup("fit")
     with pytest.raises(ValueError, match="batch_size"):
         dm.train_dataloader()
+
+
+@pytest.mark.parametrize("n,k", [(12, 4), (13, 4), (5, 2), (7, 7)])
+def test_subject_folds_test_every_subject_once(n: int, k: int) -> None:
+    from scmm_lightning.corpora import subject_folds
+
+    subjects = list(range(3, 3 + n))[::-1]
+    folds = subject_folds(subjects, k)
+    assert len(folds) == k and sorted(s for f in folds for s in f) == sorted(subjects)  # each exactly once
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for fold in folds:  # no subject on both sides of a fold
+        assert not set(fold) & (set(subjects) - set(fold)) and set(fold) | (set(subjects) - set(fold)) == set(subjects)
+    with pytest.raises(ValueError, match="n_folds"):
+        subject_folds(subjects, n + 1)

@@ -2,8 +2,9 @@
 at its end, a run summary."""
 
 from .checkpoint import RunCheckpoint
+from .diagnostics import RepresentationDiagnostics
 from .probe import LinearProbe
 from .run_summary import RunSummary
 from .transfer import CrossCorpusTransfer
 
-__all__ = ["CrossCorpusTransfer", "LinearProbe", "RunCheckpoint", "RunSummary"]
+__all__ = ["CrossCorpusTransfer", "LinearProbe", "RepresentationDiagnostics", "RunCheckpoint", "RunSummary"]

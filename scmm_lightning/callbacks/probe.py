@@ -48,8 +48,8 @@ class LinearProbe(L.Callback):
         self.controls: dict[str, float] | None = None
         self.history: list[dict[str, float]] = []
 
-    def probe(self, encoders, target) -> dict[str, float]:  # noqa: ANN001
-        return probe_summary(encoders, target, self.config, self.l2_grid, self.balanced, self.log_per_subject)
+    def probe(self, encoders, target, progress: bool = False) -> dict[str, float]:  # noqa: ANN001
+        return probe_summary(encoders, target, self.config, self.l2_grid, self.balanced, self.log_per_subject, progress)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -58,7 +58,7 @@ class LinearProbe(L.Callback):
             return
         target = evaluation_target(trainer.datamodule)
         encoders = evaluated_encoders(pl_module, self.compare_controls and self.controls is None)
-        values = self.probe(encoders, target)
+        values = self.probe(encoders, target, progress=trainer.progress_bar_callback is not None)
         if len(encoders) > 1:  # the controls do not change during pre-training: probed once
             self.controls = {k: v for k, v in values.items() if k.startswith(("random_init_", "raw_features_"))}
         values = {

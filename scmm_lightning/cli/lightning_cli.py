@@ -2,12 +2,102 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 import lightning as L
-from lightning.pytorch.cli import ArgsType, LightningCLI
+import torch
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+_NESTED_KEY = re.compile(r'Parser key "([^"]+)"')
+_RANGE = re.compile(r"Not of type \w+: (\S+) does not conform to restriction (.+)")
+
+
+def short_error(message: str) -> str:
+    """jsonargparse's nested report of a bad option, shortened to the option's full path, the value
+    and what is allowed (the full report stays below for anything it does not recognise)."""
+    key = None
+    for line in message.splitlines():
+        m = _NESTED_KEY.search(line)
+        if m:
+            key = m.group(1)
+        r = _RANGE.search(line)
+        if r and key:
+            # the full path as the user wrote it on the command line, when it was written there
+            given = [
+                a[2:].split("=")[0] for a in sys.argv if a.startswith("--") and a.split("=")[0].endswith(f".{key}")
+            ]
+            path = given[0] if given else key
+            return f"option {path}: {r.group(1)} is out of range; allowed: {r.group(2).replace('v', 'value')}"
+    return message
+
+
+class ShortErrorParser(LightningArgumentParser):
+    """Bad options end in one short message naming the option and the allowed values, not a usage
+    screen and a nested report."""
+
+    def error(self, message: str, ex: Exception | None = None):  # noqa: ANN201
+        print(
+            f"error: {short_error(message)}\n(python -m scmm_lightning fit --help lists every option)", file=sys.stderr
+        )
+        raise SystemExit(2)
+
+
+def load_checkpoint(path: str | Path, command: str) -> dict:
+    """A checkpoint's contents, loaded with ``weights_only=True``: a file whose pickle would run code
+    is refused (never executed), a truncated or foreign file is one short error naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"{command}: checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        raise SystemExit(
+            f"{command}: cannot load checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}\n"
+            "It is truncated, not a checkpoint written by `fit`, or holds objects other than weights and "
+            "plain values (refused: loading them could run code)."
+        ) from None
 
 
 class SCMMLightningCLI(LightningCLI):
-    """LightningCLI in subclass mode; the model's input shape is linked from the datamodule."""
+    """LightningCLI in subclass mode; the model's input shape is linked from the datamodule; the
+    logger's directory follows ``--trainer.default_root_dir`` given alone on the command line; a
+    ``--ckpt_path`` is checked (weights only, whole) before anything is built."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        given = kwargs.get("args")
+        self.raw_args = (
+            [str(a) for a in (sys.argv[1:] if given is None else given)] if not isinstance(given, dict) else []
+        )
+        super().__init__(*args, **kwargs)
+
+    def _given(self, prefix: str) -> bool:
+        return any(a == prefix or a.startswith((prefix + "=", prefix + ".")) for a in self.raw_args)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        logger = config.get("trainer", {}).get("logger") if hasattr(config, "get") else None
+        root = config.get("trainer", {}).get("default_root_dir")
+        if self._given("--trainer.default_root_dir") and not self._given("--trainer.logger") and root:
+            # the shipped configs name a save_dir; a default_root_dir given alone moves the logs too
+            if getattr(logger, "init_args", None) is not None and "save_dir" in logger.init_args:
+                logger.init_args.save_dir = root
+        self._check_ckpt_path()
+
+    def _check_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        config = self.config.get(subcommand) if subcommand else self.config
+        ckpt = config.get("ckpt_path") if hasattr(config, "get") else None
+        if ckpt:
+            load_checkpoint(ckpt, subcommand or "fit")
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning >= 2.5 reads the checkpoint's hyper-parameters right after parsing: check it first
+        self._check_ckpt_path()
+        parent = getattr(super(), "_parse_ckpt_path", None)
+        if parent is not None:
+            parent()
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
         parser.link_arguments("data.num_channels", "model.init_args.num_channels", apply_on="instantiate")
@@ -18,6 +108,7 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
     return SCMMLightningCLI(
         L.LightningModule,
         L.LightningDataModule,
+        parser_class=ShortErrorParser,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,

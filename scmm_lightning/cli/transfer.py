@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from ..callbacks import CrossCorpusTransfer
 from ..evaluation import evaluation_target
 from ..seeding import set_run_seed
-from .lightning_cli import build_cli
+from .lightning_cli import build_cli, load_checkpoint
 
 
 def _pop(argv: list[str], flag: str) -> str | None:
@@ -36,17 +34,7 @@ def main(argv: Sequence[str]) -> None:
         build_cli(argv, run=False)
         return
     path = Path(ckpt)
-    if not path.is_file():
-        raise SystemExit(f"transfer: checkpoint {path} does not exist")
-    try:
-        # weights_only: a checkpoint is data; one whose pickle would run code is refused, never executed
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
-        raise SystemExit(
-            f"transfer: cannot load checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}\n"
-            "It is truncated, not a checkpoint written by `fit`, or holds objects other than weights and "
-            "plain values (refused: loading them could run code)."
-        ) from None
+    state = load_checkpoint(path, "transfer")
     cli = build_cli(argv, run=False)
     set_run_seed(cli.config.get("seed_everything") or 0)
     cli.model.load_state_dict(state["state_dict"])

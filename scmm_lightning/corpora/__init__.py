@@ -10,7 +10,14 @@ from .deap import DEAP, DeapReader
 from .normalization import Normalization, fit_normalization, normalize
 from .recordings import RecordingsReader
 from .seed import SEED, SEED_IV, SeedIVReader, SeedReader
-from .splits import SplitConfig, cross_session_split, leave_subjects_out_split, loso_split, trial_split
+from .splits import (
+    SplitConfig,
+    cross_session_split,
+    leave_subjects_out_split,
+    loso_split,
+    subject_folds,
+    trial_split,
+)
 from .synthetic import SyntheticCorpusSpec, generate_synthetic_corpus
 
 READERS = {"seed": SeedReader, "seed_iv": SeedIVReader, "deap": DeapReader, "recordings": RecordingsReader}
@@ -49,5 +56,6 @@ __all__ = [
     "loso_split",
     "normalize",
     "select_channels",
+    "subject_folds",
     "trial_split",
 ]

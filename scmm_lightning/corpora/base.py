@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,14 @@ class SessionWindows:
     label: np.ndarray
     source: str
     corpus: str = ""
+
+
+def warn_unmatched(folder: Path, names: list[str], expected: str) -> None:
+    """Warn about files in a corpus folder that the reader skips because their names do not follow
+    the official layout (a renamed or re-saved file would otherwise vanish without a word)."""
+    if names:
+        shown = ", ".join(sorted(names)[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        warnings.warn(f"{folder}: skipped {len(names)} file(s) not named {expected}: {shown}", stacklevel=3)
 
 
 def check_finite(array: np.ndarray, where: str) -> None:
@@ -85,6 +94,10 @@ class CorpusReader(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise CorpusError(
+                f"corpus root {self.root} is a file; give the directory that holds the corpus.\n{self.layout}"
+            )
         if not self.root.is_dir():
             raise CorpusError(f"corpus root {self.root} does not exist.\n{self.layout}")
 

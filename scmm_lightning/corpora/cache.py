@@ -1,9 +1,12 @@
 """HDF5 cache of extracted window features + metadata, keyed by sources, parameters and version.
 
 A cache entry is ``{cache_dir}/{corpus}-{key}.h5`` where ``key`` hashes every source file's
-relative name, size and mtime, the extraction parameters and the package version: any change gives
-a new entry, never a stale read. Entries are written to a temporary file and renamed into place,
-so a crash leaves no half-written cache.
+relative name, size, mtime and ctime, the extraction parameters and the package version: any change
+gives a new entry, never a stale read. The ctime (nanoseconds) is what catches a file rewritten with
+its size kept and its mtime restored (``os.utime`` cannot set it); it costs one ``stat`` per file,
+nothing like hashing 3 GB of DEAP. A copied or moved corpus therefore gets a new key and is read
+once more. Entries are written to a temporary file and renamed into place, so a crash leaves no
+half-written cache; the temporary files of killed runs are removed by the next build.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from .base import CorpusReader
+from .base import CorpusError, CorpusReader
 
 METADATA = ("subject", "session", "trial", "window", "label")
 
@@ -38,7 +40,7 @@ def cache_key(reader: CorpusReader) -> str:
             raise FileNotFoundError(f"{path}: file missing (listed by the {reader.name} reader)") from None
         # relative names keep a moved corpus's key; a file outside the root (a table) keeps its full path
         name = str(path.relative_to(reader.root)) if path.is_relative_to(reader.root) else str(path.resolve())
-        files.append([name, st.st_size, st.st_mtime_ns])
+        files.append([name, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
     payload = {"corpus": reader.name, "files": files, "params": reader.params(), "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -75,16 +77,34 @@ class CorpusTable:
         return "\n".join(lines)
 
 
+def _remove_orphans(target: Path) -> None:
+    """Temporary files of builds whose process is gone (killed): ``.{target}.{pid}.tmp``."""
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(target.name) + 2 : -4])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Extract every recording of ``reader`` into the cache (streamed) unless already there."""
+    """Extract every subject-session of ``reader`` into the cache (streamed) unless already there."""
     target = cache_path(reader, cache_dir)
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(target)
+        tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+        tmp.touch()
+    except OSError as err:  # a file where the directory should be, no permission, read-only disk
+        raise CorpusError(
+            f"cannot write the feature cache in {target.parent} ({type(err).__name__}: {err.strerror or err}); "
+            "choose a writable directory with --cache_dir / data cache_dir or SCMM_CACHE_DIR"
+        ) from None
     sessions = reader.sessions()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         from tqdm.auto import tqdm
 
@@ -132,11 +152,26 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
             h5.attrs["params"] = json.dumps(reader.params(), default=str)
             h5.attrs["version"] = __version__
         bar.close()
+        tmp.chmod(0o666 & ~_umask())  # readable by the lab like any file the user writes
         os.replace(tmp, target)
+    except OSError as err:  # disk full, quota, permissions: nothing half-written stays
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, FileNotFoundError) and not str(err.filename or "").startswith(str(target.parent)):
+            raise
+        raise CorpusError(
+            f"writing the feature cache {target} failed ({err.strerror or err}); free space there or choose "
+            "another directory with --cache_dir / data cache_dir or SCMM_CACHE_DIR"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_cache(path: str | Path) -> CorpusTable:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .base import CorpusError, CorpusInfo, CorpusReader, SessionWindows, check_finite
+from .base import CorpusError, CorpusInfo, CorpusReader, SessionWindows, check_finite, warn_unmatched
 from .channels import DEAP_32
 from .de import RawDEConfig, differential_entropy
 from .safe_pickle import load_numpy_pickle
@@ -63,6 +63,8 @@ class DeapReader(CorpusReader):
         if not folder.is_dir():
             raise CorpusError(f"{folder} is missing under the corpus root {self.root}.\n{self.layout}")
         self.files = {int(m.group(1)): p for p in sorted(folder.iterdir()) if (m := _FILE.fullmatch(p.name))}
+        skipped = [p.name for p in folder.iterdir() if not _FILE.fullmatch(p.name) and not p.name.startswith(".")]
+        warn_unmatched(folder, skipped, "sNN.dat")
         if not self.files:
             raise CorpusError(f"{folder}: no files s01.dat ... s32.dat.\n{self.layout}")
 

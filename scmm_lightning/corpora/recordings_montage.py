@@ -59,9 +59,38 @@ def open_raw(path: Path):
         raise CorpusError(f"{path}: MNE cannot read this file ({type(err).__name__}: {err})") from err
 
 
+def check_edf_size(path: Path) -> None:
+    """EDF / BDF: the file must hold every data record its header announces. MNE reads a truncated
+    file with a warning (silenced in the parallel reader) and fewer samples, so a cut file would
+    give fewer windows without a word; this reads the header (256 + 256 x signals bytes) itself."""
+    width = {".edf": 2, ".bdf": 3}.get(path.suffix.lower())
+    if width is None:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        try:
+            n_records, n_signals = int(head[236:244].strip() or b"-1"), int(head[252:256].strip())
+            signal_header = fh.read(256 * n_signals)
+            offset = 216 * n_signals  # samples per record: the 8-character fields after 216 per signal
+            samples = [int(signal_header[offset + 8 * i : offset + 8 * i + 8].strip()) for i in range(n_signals)]
+        except ValueError:
+            return  # not a header we can read: MNE will say so
+    if n_records < 0:
+        return  # unknown record count (allowed while recording): nothing to check against
+    expected = 256 * (n_signals + 1) + n_records * sum(samples) * width
+    size = path.stat().st_size
+    if size < expected:
+        raise CorpusError(
+            f"{path}: truncated: its header announces {n_records} data records ({expected} bytes) but the file has "
+            f"{size} bytes; copy it again from the original"
+        )
+
+
 def read_header(path: Path, aliases: Mapping[str, str], drop: frozenset[str]) -> Header:
     """The file's sampling rate, length and channels, normalised with ``aliases``; ``drop``: more
     (canonical) names to drop."""
+    if path.is_file():
+        check_edf_size(path)
     raw = open_raw(path)
     channels: dict[str, str] = {}
     dropped, unmatched = [], []

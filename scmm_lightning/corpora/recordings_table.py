@@ -73,6 +73,16 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
         if not file_path.is_file():
             problems.append(f"line {line}: file {file_path} does not exist")
         segments.append(Segment(line, file_path, subject, session, trial, label, start, stop))
+    spans: dict[tuple[Path, float | None, float | None], int] = {}
+    for s in segments:
+        key = (s.file, s.start, s.stop)
+        if key in spans:
+            problems.append(
+                f"line {s.line}: {s.file} from {s.start if s.start is not None else 'its start'} to "
+                f"{s.stop if s.stop is not None else 'its end'} repeats line {spans[key]} (the same windows twice "
+                "could land on both sides of a split); remove one of the two lines"
+            )
+        spans.setdefault(key, s.line)
     seen: dict[tuple[int, int, int], int] = {}
     for s in segments:
         key = (s.subject, s.session, s.trial)

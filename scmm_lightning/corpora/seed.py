@@ -4,6 +4,7 @@ that reads a subject-session's MATLAB file (precomputed DE keys or raw 200 Hz si
 from __future__ import annotations
 
 import re
+import warnings
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -13,7 +14,15 @@ from typing import Any, Literal
 import numpy as np
 import scipy.io
 
-from .base import CorpusError, CorpusInfo, CorpusReader, SessionWindows, check_finite, session_windows
+from .base import (
+    CorpusError,
+    CorpusInfo,
+    CorpusReader,
+    SessionWindows,
+    check_finite,
+    session_windows,
+    warn_unmatched,
+)
 from .channels import SEED_62
 from .de import RawDEConfig
 
@@ -63,10 +72,14 @@ def subject_files(folder: Path, root: Path, layout: str) -> dict[int, list[Path]
     if not folder.is_dir():
         raise CorpusError(f"{folder} is missing under the corpus root {root}.\n{layout}")
     by_subject: dict[int, list[tuple[str, Path]]] = {}
+    skipped = []
     for path in folder.iterdir():
         m = _FILE.fullmatch(path.name)
         if m:
             by_subject.setdefault(int(m.group(1)), []).append((m.group(2), path))
+        elif path.name != "label.mat" and not path.name.startswith("."):
+            skipped.append(path.name)
+    warn_unmatched(folder, skipped, "{subject}_{YYYYMMDD}.mat")
     if not by_subject:
         raise CorpusError(f"{folder}: no files named {{subject}}_{{YYYYMMDD}}.mat.\n{layout}")
     return {s: [p for _, p in sorted(v)] for s, v in sorted(by_subject.items())}
@@ -238,9 +251,11 @@ class SeedIVReader(SeedFamilyReader):
 
     def find_session_files(self) -> dict[tuple[int, int], Path]:
         files: dict[tuple[int, int], Path] = {}
+        absent = []
         for session in (1, 2, 3):
             folder = self.folder / str(session)
             if not folder.is_dir():
+                absent.append(session)
                 continue
             for subject, paths in subject_files(folder, self.root, self.layout).items():
                 if len(paths) != 1:
@@ -248,6 +263,16 @@ class SeedIVReader(SeedFamilyReader):
                 files[(subject, session)] = paths[0]
         if not files:
             raise CorpusError(f"{self.folder}: no session folders 1, 2, 3.\n{self.layout}")
+        subjects = sorted({s for s, _ in files})
+        gaps = [(s, e) for s in subjects for e in (1, 2, 3) if e not in absent and (s, e) not in files]
+        if absent or gaps:
+            warnings.warn(
+                f"{self.folder}: incomplete SEED-IV tree: "
+                + (f"session folders {absent} missing; " if absent else "")
+                + (f"subject-sessions {gaps} missing; " if gaps else "")
+                + "selecting them is an error",
+                stacklevel=2,
+            )
         return files
 
     def labels(self, session: int) -> list[int]:

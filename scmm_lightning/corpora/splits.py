@@ -93,3 +93,18 @@ class SplitConfig:
         raise ValueError(
             f"split.kind {self.kind!r} unknown; choose trial, loso, cross_session, leave_subjects_out or none"
         )
+
+
+def subject_folds(subjects: list[int], n_folds: int = 4) -> list[list[int]]:
+    """Cross-subject folds that together test every subject exactly once: the sorted subjects dealt
+    into ``n_folds`` contiguous groups of near-equal size (sizes differ by at most one)."""
+    ordered = sorted(set(int(s) for s in subjects))
+    if not 2 <= n_folds <= len(ordered):
+        raise ValueError(f"n_folds={n_folds}: need 2 <= n_folds <= the {len(ordered)} subjects")
+    base, extra = divmod(len(ordered), n_folds)
+    folds, start = [], 0
+    for k in range(n_folds):
+        size = base + (1 if k < extra else 0)
+        folds.append(ordered[start : start + size])
+        start += size
+    return folds

@@ -105,6 +105,7 @@ class WindowDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         features, meta = self.load_windows()
+        self.check_selection(meta)
         keep = np.ones(len(features), dtype=bool)
         if self.subjects is not None:
             keep &= np.isin(meta["subject"], self.subjects)
@@ -136,6 +137,28 @@ class WindowDataModule(L.LightningDataModule):
         features = normalize(features, meta["subject"], train, self.normalization)
         self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
         self.test_set = WindowDataset(features[test], {k: v[test] for k, v in meta.items()}) if test.any() else None
+
+    def check_selection(self, meta: dict[str, np.ndarray]) -> None:
+        """Every requested subject, and every requested session of every selected subject, must be
+        in the corpus: a selection that silently selects less would change the experiment."""
+        subject, session = np.asarray(meta["subject"]), np.asarray(meta["session"])
+        present = set(zip(subject.tolist(), session.tolist()))
+        subjects = sorted(set(subject.tolist())) if self.subjects is None else list(self.subjects)
+        missing_subjects = [s for s in subjects if s not in set(subject.tolist())]
+        if missing_subjects:
+            raise ValueError(
+                f"{self.corpus_name}: subjects {missing_subjects} requested (data subjects) are not in the corpus, "
+                f"which has {sorted(set(subject.tolist()))}"
+            )
+        wanted = set(self.sessions or [])
+        if self.split.kind == "cross_session":
+            wanted |= set(self.split.train_sessions) | set(self.split.test_sessions)
+        gaps = [(s, e) for s in subjects for e in sorted(wanted) if (s, e) not in present]
+        if gaps:
+            raise ValueError(
+                f"{self.corpus_name}: (subject, session) pairs {gaps[:20]} requested (data sessions / split sessions) "
+                "are not in the corpus; check the corpus tree (prepare warns about missing files) or select fewer"
+            )
 
     def train_dataloader(self) -> DataLoader:
         if len(self.train_set) < self.batch_size:

@@ -61,13 +61,14 @@ def probe_summary(
     l2_grid: tuple[float, ...] = L2_GRID,
     balanced: bool = False,
     per_subject: bool = True,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Linear probe of each encoder on the target (L2 chosen on validation): means over target
     subjects of test accuracy, balanced accuracy, macro-F1 and validation balanced accuracy, keyed
     ``acc_mean`` ... for ``pretrained`` and ``<method>_acc_mean`` ... for the others."""
     res = run_protocol(
         encoders, target.train_set, target.test_set, target.num_classes, config, run_seed(), ("probe",),
-        l2_grid=l2_grid, balanced_probe=balanced,
+        l2_grid=l2_grid, balanced_probe=balanced, progress=progress,
     )["probe"]  # fmt: skip
     out = {}
     for name, per_subject_metrics in res.items():

@@ -13,12 +13,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, restricted_number_type
 from torch import Tensor, nn
 
 from ..model import CNNEncoder, Masking, MaskMode, Projector
 from ..seeding import derive_seed, run_seed
 
 EncoderFactory = Callable[[int, int], nn.Module]
+
+MaskRatio = restricted_number_type("MaskRatio", float, [(">=", 0.0), ("<", 1.0)], join="and", docstring="[0, 1)")
+"""Options with a range get a range type: the CLI refuses an out-of-range value with one short
+message naming the option (``model.init_args.mask_ratio``) and the range, before anything is built."""
 
 
 def make_adam(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
@@ -63,11 +68,11 @@ class PretrainingTask(L.LightningModule):
         num_channels: int = 62,
         num_bands: int = 5,
         encoder: EncoderFactory | None = None,
-        lr: float = 5e-4,
+        lr: PositiveFloat = 5e-4,
         betas: tuple[float, float] = (0.9, 0.99),
-        weight_decay: float = 3e-4,
+        weight_decay: NonNegativeFloat = 3e-4,
         cosine_epochs: int | None = None,
-        min_lr: float = 0.0,
+        min_lr: NonNegativeFloat = 0.0,
         flush_denormal: bool = True,
     ) -> None:
         super().__init__()
@@ -122,6 +127,15 @@ class PretrainingTask(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["x"]
         losses = self.compute_losses(x, self.mask_generator(x.device, batch_idx))
+        if not bool(torch.isfinite(losses["loss"])):  # stop at once: nothing after a NaN step is worth training
+            hp = self.hparams
+            settings = ", ".join(f"{k}={hp[k]}" for k in ("temperature", "lr", "sharpness", "upper_bound") if k in hp)
+            bad = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {self.current_epoch}, batch {batch_idx} (global step "
+                f"{self.global_step}): {bad}. Likely settings: {settings} (a very small temperature overflows the "
+                "softmax logits; a large lr diverges); under precision 16-mixed try bf16-mixed or 32"
+            )
         sync = self.trainer.world_size > 1
         self.log_dict(
             {f"train/{k}": v.detach() for k, v in losses.items()},
@@ -167,8 +181,8 @@ class MaskedPretrainingTask(PretrainingTask):
     def __init__(
         self,
         mask_mode: MaskMode = "hybrid",
-        mask_ratio: float = 0.5,
-        mask_threshold: float = 0.1,
+        mask_ratio: MaskRatio = 0.5,
+        mask_threshold: ClosedUnitInterval = 0.1,
         mask_num: int | None = 1,
         **kwargs,
     ) -> None:
@@ -195,7 +209,7 @@ class ContrastivePretrainingTask(MaskedPretrainingTask):
         self,
         projection_hidden: int = 256,
         projection_dim: int = 128,
-        temperature: float = 0.5,
+        temperature: PositiveFloat = 0.5,
         global_negatives: bool = True,
         **kwargs,
     ) -> None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat
 from torch import Tensor, nn
 
 from ..distributed import gather_rows, global_view_rows, world
@@ -32,6 +33,9 @@ class SCMMPretraining(ContrastivePretrainingTask):
         reconstruction_target: ``original`` (the paper) or ``masked_input`` (the reference's bug,
             kept only for comparison).
         learn_loss_weights: ``False`` fixes both uncertainty scales at 1 (equal weights).
+        similarity: ``dot`` (the paper and the reference: ``S = z z^T``) or ``cosine``
+            (``S = zn zn^T`` with ``zn = z / |z|``: bounded logits, norms cannot carry the loss), for
+            both the contrastive logits and the aggregator.
 
     ``temperature`` (T of the contrastive softmax and of the aggregator), the projector, masking,
     model-shape, encoder and optimiser arguments are those of the bases in
@@ -40,12 +44,13 @@ class SCMMPretraining(ContrastivePretrainingTask):
 
     def __init__(
         self,
-        upper_bound: float = 0.5,
-        sharpness: float = 0.5,
+        upper_bound: NonNegativeFloat = 0.5,
+        sharpness: PositiveFloat = 0.5,
         soft_weights: bool = True,
         use_aggregator: bool = True,
         reconstruction_target: Literal["original", "masked_input"] = "original",
         learn_loss_weights: bool = True,
+        similarity: Literal["dot", "cosine"] = "dot",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +81,8 @@ class SCMMPretraining(ContrastivePretrainingTask):
         n_local = inputs.shape[0]
         h = self.encoder(inputs)
         z = self.projector(h)
+        if hp.similarity == "cosine":
+            z = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=1)  # float32 at least
 
         size = world()[1] if hp.global_negatives else 1
         # The decoder is affine and every aggregator row sums to 1, so aggregating decoded rows,

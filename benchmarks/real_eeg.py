@@ -1,0 +1,193 @@
+"""Does pre-training pay off on real EEG? Every method under one cross-subject protocol.
+
+    python benchmarks/real_eeg.py --root ../shared/data/eegmat [--seeds 3] [--methods scmm recommended ...]
+
+Reads a folder laid out like PhysioNet's "EEG During Mental Arithmetic Tasks" (``SubjectNN_1.edf``
+rest, ``SubjectNN_2.edf`` task; any number of subjects) through the recordings reader (19 electrodes,
+DE of 1 s windows, per-subject z-score). Cross-subject folds test every subject exactly once (about a
+quarter of the subjects each). Per seed and fold, each method pre-trains on the fold's training
+subjects only (labels unused), then the project's protocol runs on the held-out subjects: a linear
+probe (class-balanced, L2 chosen on the last training subject) and fine-tuning (epoch chosen on the
+last training subject). Controls: ``random_init`` (untrained encoder) and ``raw_features`` (the
+inputs). A method is a config under experiments/methods/ (its model class and init_args).
+
+Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
+means; validation figures beside them, the only ones to choose settings on), paired comparisons of
+every method with ``random_init`` and ``raw_features`` over subject x seed, the diagnostics at the
+end of pre-training, and as its LAST line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import yaml
+
+from scmm_lightning.callbacks import RepresentationDiagnostics
+from scmm_lightning.corpora import SplitConfig, subject_folds
+from scmm_lightning.datamodules import RecordingsDataModule
+from scmm_lightning.evaluation import FinetuneConfig, compare_methods, evaluated_encoders, run_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS_DIR = ROOT / "experiments" / "methods"
+DEFAULT_METHODS = ["scmm", "hard_contrastive", "masked_reconstruction", "recommended"]
+CONTROLS = ["random_init", "raw_features"]
+MONTAGE = [
+    "FP1",
+    "FP2",
+    "F7",
+    "F3",
+    "FZ",
+    "F4",
+    "F8",
+    "T7",
+    "C3",
+    "CZ",
+    "C4",
+    "T8",
+    "P7",
+    "P3",
+    "PZ",
+    "P4",
+    "P8",
+    "O1",
+    "O2",
+]
+
+
+def write_table(root: Path, out: Path) -> list[int]:
+    """The recordings table of an eegmat-like folder; returns the subject ids."""
+    rows = ["file,subject,label"]
+    subjects = []
+    for rest in sorted(root.glob("Subject*_1.edf")):
+        task = rest.with_name(rest.name.replace("_1.edf", "_2.edf"))
+        if not task.is_file():
+            continue
+        subject = int(rest.name[len("Subject") : -len("_1.edf")]) + 1
+        subjects.append(subject)
+        rows += [f"{rest.name},{subject},rest", f"{task.name},{subject},task"]
+    if len(subjects) < 4:
+        raise SystemExit(f"{root}: found {len(subjects)} subjects with SubjectNN_1.edf and SubjectNN_2.edf; need 4+")
+    out.write_text("\n".join(rows) + "\n")
+    return subjects
+
+
+def method_spec(name: str) -> tuple[type, dict]:
+    spec = yaml.safe_load((METHODS_DIR / f"{name}.yaml").read_text())["model"]
+    module, _, cls = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module), cls), dict(spec.get("init_args") or {})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = os.environ.get("SCMM_EEGMAT_DIR") or str(ROOT.parent / "shared" / "data" / "eegmat")
+    p.add_argument("--root", default=default, help="folder of SubjectNN_1.edf / SubjectNN_2.edf (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    p.add_argument("--folds", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
+    p.add_argument("--finetune_epochs", type=int, default=20)
+    p.add_argument("--cache_dir", default=None)
+    args = p.parse_args()
+    started = time.perf_counter()
+    root = Path(args.root).expanduser()
+    work = Path(tempfile.mkdtemp(prefix="real_eeg_"))
+    table = work / "eegmat.csv"
+    subjects = write_table(root, table)
+    cache = args.cache_dir or str(work / "cache")
+    folds = subject_folds(subjects, args.folds)
+    common = dict(root=str(root), table=str(table), name="eegmat", montage=MONTAGE, cache_dir=cache)
+    config = FinetuneConfig(epochs=args.finetune_epochs, batch_size=128, val_subjects=1)
+    rows: list[dict] = []
+    diagnostics: dict[str, list[dict]] = {m: [] for m in args.methods}
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    for seed in range(args.seeds):
+        for fold in folds:
+            train_subjects = [s for s in subjects if s not in fold]
+            target = RecordingsDataModule(
+                split=SplitConfig(kind="leave_subjects_out", test_subjects=fold),
+                normalization="subject_zscore",
+                **common,
+            )
+            target.setup("fit")
+            encoders = {}
+            for name in args.methods:
+                cls, kwargs = method_spec(name)
+                L.seed_everything(seed, verbose=False)
+                source = RecordingsDataModule(
+                    subjects=train_subjects, normalization="subject_zscore", batch_size=256, **common
+                )
+                model = cls(num_channels=len(MONTAGE), num_bands=5, **kwargs)
+                diag = RepresentationDiagnostics(every_n_epochs=max(1, args.epochs // 5), rows=256)
+                trainer = L.Trainer(
+                    max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, callbacks=[diag],
+                )  # fmt: skip
+                t0 = time.perf_counter()
+                trainer.fit(model, source)
+                diagnostics[name].append({**diag.history[-1], "fit_seconds": time.perf_counter() - t0})
+                encoders[name] = model.encoder
+            L.seed_everything(seed, verbose=False)
+            controls = evaluated_encoders(model)
+            encoders.update({k: controls[k] for k in CONTROLS})
+            res = run_protocol(
+                encoders, target.train_set, target.test_set, 2, config, seed, ("probe", "finetune"), balanced_probe=True
+            )
+            for name in encoders:
+                for subject, probe in res["probe"][name].items():
+                    tune = res["finetune"][name][subject]
+                    rows.append(
+                        {
+                            "method": name, "seed": seed, "subject": subject,
+                            "probe_bacc": probe["balanced_accuracy"], "probe_val_bacc": probe["val_balanced_accuracy"],
+                            "finetune_bacc": tune["balanced_accuracy"], "finetune_val_bacc": tune["val_balanced_accuracy"],
+                        }
+                    )  # fmt: skip
+            print(f"seed {seed} fold {fold}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    methods = [*args.methods, *CONTROLS]
+    keys = ("probe_bacc", "probe_val_bacc", "finetune_bacc", "finetune_val_bacc")
+    summary = {}
+    for m in methods:
+        summary[m] = {}
+        for k in keys:
+            per_seed = [np.mean([r[k] for r in rows if r["method"] == m and r["seed"] == e]) for e in range(args.seeds)]
+            summary[m][k] = (float(np.mean(per_seed)), float(np.std(per_seed)))
+    pairs = [(m, c) for m in methods for c in CONTROLS if m != c]
+    comparisons = compare_methods(rows, pairs, ("probe_bacc", "finetune_bacc"), unit=("subject", "seed"))
+    n = len(subjects)
+    print(f"\n{n} subjects, {args.folds} folds, {args.seeds} seeds, {args.epochs} pre-training epochs, "
+          f"{args.finetune_epochs} fine-tuning epochs; balanced accuracy, mean +/- std over seeds of subject means")  # fmt: skip
+    print("| method | probe | probe (val) | fine-tune | fine-tune (val) |\n|---|---|---|---|---|")
+    for m in methods:
+        print(f"| {m} | " + " | ".join(f"{summary[m][k][0]:.3f} +/- {summary[m][k][1]:.3f}" for k in keys) + " |")
+    print("\npaired over subject x seed (a - b, 95% bootstrap CI, Wilcoxon p):")
+    print("| a | b | metric | mean difference | 95% CI | p | n |\n|---|---|---|---|---|---|---|")
+    for c in comparisons:
+        print(f"| {c['a']} | {c['b']} | {c['metric']} | {c['mean_difference']:+.3f} | "
+              f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {c['n']} |")  # fmt: skip
+    print("\ndiagnostics at the end of pre-training (mean over seeds and folds):")
+    for m, hist in diagnostics.items():
+        keys_d = [k for k in hist[0] if k != "epoch"]
+        print(f"  {m}: " + ", ".join(f"{k}={np.mean([h[k] for h in hist]):.3g}" for k in keys_d))
+    print(f"\nwall time: {time.perf_counter() - started:.0f} s")
+    out = {
+        "methods": {
+            m: {"probe_bacc": summary[m]["probe_bacc"][0], "finetune_bacc": summary[m]["finetune_bacc"][0]}
+            for m in methods
+        },
+        "comparisons": comparisons,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
