@@ -135,4 +135,8 @@ def test_cosine_similarity_switch_matches_the_loop_reference_on_normalised_proje
     assert losses["reconstruction"].item() == pytest.approx(expected, rel=1e-5)
     dot = SCMMPretraining(**kwargs).double().eval()
     dot.load_state_dict(module.state_dict())
-    assert abs(dot.compute_losses(x, None, masked=masked)["contrastive"].item() - losses["contrastive"].item()) > 1e-3
+    with torch.no_grad():
+        z_raw = module.projector(h).numpy()
+    dot_loss = dot.compute_losses(x, None, masked=masked)["contrastive"].item()
+    assert dot_loss == pytest.approx(soft_contrastive_loop(z_raw, w, t), rel=1e-5)  # the default: raw z z^T
+    assert abs(dot_loss - losses["contrastive"].item()) > 100 * 1e-5 * dot_loss  # the switch changes the loss
