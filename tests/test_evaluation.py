@@ -101,3 +101,89 @@ def test_diagnostics_against_analytic_values() -> None:
     assert uniformity(pair) == pytest.approx(-8.0)
     assert mean_off_diagonal_cosine(torch.ones(4, 3)) == pytest.approx(1.0)
     assert mean_off_diagonal_cosine(pair) == pytest.approx(-1.0)
+
+
+def test_diagnostics_callback_measures_the_module_it_is_given(tmp_path: Path) -> None:
+    """The soft-weight statistic equals the loop reference's mean weight over non-positive pairs of
+    the same rows (originals and one masked copy); a tiny fit logs every figure and writes the plot."""
+    import numpy as np
+    from reference_loops import soft_weights_loop
+
+    from scmm_lightning.callbacks import LinearProbe, RepresentationDiagnostics
+    from scmm_lightning.datamodules import SyntheticEEGDataModule
+    from scmm_lightning.evaluation.diagnostics import effective_rank
+    from scmm_lightning.tasks import SCMMPretraining
+
+    torch.manual_seed(0)
+    module = SCMMPretraining(num_channels=8, num_bands=5, upper_bound=0.6, sharpness=0.3)
+    x = torch.randn(12, 8, 5)
+    got = RepresentationDiagnostics().measure(module, x)
+    masked = module.masking(x, torch.Generator().manual_seed(0))[0]
+    w = soft_weights_loop(torch.cat([x, masked]).numpy(), list(range(12)) * 2, 0.6, 0.3)
+    negative = ~np.equal.outer(np.arange(24) % 12, np.arange(24) % 12)
+    assert got["soft_weight_negative_mean"] == pytest.approx(w[negative].mean(), rel=1e-4)
+    module.eval()
+    with torch.no_grad():
+        assert got["h_effective_rank"] == pytest.approx(effective_rank(module.encoder(x)), rel=1e-6)
+    dm = SyntheticEEGDataModule(
+        num_channels=8, num_classes=2, num_subjects=2, trials_per_session=8, windows_per_trial=8, batch_size=16,
+        split=SplitConfig(kind="trial", train_trials=6),
+    )  # fmt: skip
+    diag = RepresentationDiagnostics(rows=32)
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[diag, LinearProbe(every_n_epochs=1)],
+    )  # fmt: skip
+    trainer.fit(SCMMPretraining(num_channels=8), dm)
+    assert [h["epoch"] for h in diag.history] == [1, 2]
+    assert {"z_alignment", "z_uniformity", "z_norm", "h_mean_cosine", "z_effective_rank"} <= set(diag.history[0])
+    assert (Path(trainer.log_dir) / "diagnostics.png").stat().st_size > 0
+
+
+def test_the_probe_never_sees_test_labels() -> None:
+    """Permute the test labels: the chosen L2, the validation figure and the test predictions stay the
+    same (only the scores against the permuted labels change)."""
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from ddp_evaluation_worker import toy
+
+    from scmm_lightning.evaluation import linear_probe
+
+    encoders, train, test = toy()
+    a = linear_probe(encoders["raw_features"], train, test, 2)
+    test.meta["label"] = 1 - test.meta["label"]
+    b = linear_probe(encoders["raw_features"], train, test, 2)
+    for subject in a:
+        assert a[subject]["l2"] == b[subject]["l2"]
+        assert a[subject]["val_balanced_accuracy"] == b[subject]["val_balanced_accuracy"]
+        assert a[subject]["accuracy"] == pytest.approx(1 - b[subject]["accuracy"])  # same predictions
+
+
+@pytest.mark.ddp
+def test_the_transfer_command_under_torchrun_writes_one_table(tmp_path: Path) -> None:
+    """`transfer` from a checkpoint in 2 torchrun processes: the ranks share the jobs and the
+    table (all subjects, all rows) is written once, equal to the one-process table."""
+    from cli_helpers import ROOT, run_fit
+
+    config = ROOT / "tests/configs/tiny_pair.yaml"
+    run_fit(config, tmp_path / "fit", "--trainer.max_epochs", "1")
+    (ckpt,) = list((tmp_path / "fit").rglob("last.ckpt"))
+    base = ["-m", "scmm_lightning", "transfer", "--config", str(config), "--ckpt_path", str(ckpt)]
+    one = subprocess.run(
+        [sys.executable, *base, "--out_dir", str(tmp_path / "one")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *base,
+         "--out_dir", str(tmp_path / "two")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert (tmp_path / "two" / "transfer_results.csv").read_text() == (
+        tmp_path / "one" / "transfer_results.csv"
+    ).read_text()

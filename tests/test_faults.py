@@ -260,3 +260,35 @@ def test_default_root_dir_alone_moves_the_logs(tiny_config: Path, tmp_path: Path
         ["fit", "--config", str(tiny_config), "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
     )
     assert list(tmp_path.rglob("metrics.csv")) and list(tmp_path.rglob("last.ckpt"))
+
+
+def test_a_code_carrying_checkpoint_is_refused_by_fit(tiny_config: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Exploit(marker)}, bad)
+    out = subprocess.run(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(bad)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode != 0 and not marker.exists() and "refused" in out.stderr
+
+
+def test_a_full_disk_during_prepare_is_one_error_and_leaves_nothing(seed_root: Path, tmp_path: Path) -> None:
+    """A 300 kB tmpfs as the cache directory (needs root; skipped elsewhere): exit 2 with a message
+    naming the cache, nothing left in it (this used to end in a segmentation fault, exit 139)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "scmm_lightning", "prepare", "--corpus", "seed", "--root", str(seed_root),
+             "--cache_dir", str(small), "--no_progress"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 2, (out.returncode, out.stderr[-1000:])
+        assert f"writing the feature cache {small}" in out.stderr and "No space left" in out.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)

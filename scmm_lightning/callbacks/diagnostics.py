@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import lightning as L
 import torch
 
 from ..evaluation.diagnostics import alignment, effective_rank, mean_off_diagonal_cosine, uniformity
-from ..evaluation.results import atomic_write
+from ..evaluation.results import atomic_write, png_bytes
 
 
 class RepresentationDiagnostics(L.Callback):
@@ -111,8 +110,4 @@ class RepresentationDiagnostics(L.Callback):
             ax.set_xlabel("epoch")
         for ax in list(axes)[len(panels) :]:
             ax.axis("off")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        return buf.getvalue()
+        return png_bytes(fig, dpi=90)

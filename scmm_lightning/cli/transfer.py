@@ -1,8 +1,13 @@
 """``python -m scmm_lightning transfer --config RUN.yaml --ckpt_path CKPT [--out_dir DIR] [overrides]``:
-the cross-corpus fine-tuning protocol for an existing checkpoint, with the run's own config."""
+the cross-corpus fine-tuning protocol for an existing checkpoint, with the run's own config.
+
+Under ``torchrun --nproc-per-node W -m scmm_lightning transfer ...`` the W processes join one
+gloo process group (it only gathers the results), share the fine-tuning jobs and rank 0 writes the
+files."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +29,14 @@ def _pop(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def join_process_group() -> None:
+    """Started by torchrun (``WORLD_SIZE`` > 1): join its process group so the ranks share the jobs."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+
+
 def main(argv: Sequence[str]) -> None:
     argv = list(argv)
     ckpt = _pop(argv, "--ckpt_path")
@@ -36,6 +49,7 @@ def main(argv: Sequence[str]) -> None:
     path = Path(ckpt)
     state = load_checkpoint(path, "transfer")
     cli = build_cli(argv, run=False)
+    join_process_group()
     set_run_seed(cli.config.get("seed_everything") or 0)
     cli.model.load_state_dict(state["state_dict"])
     callback = (

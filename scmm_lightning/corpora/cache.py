@@ -12,6 +12,7 @@ half-written cache; the temporary files of killed runs are removed by the next b
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -111,7 +112,11 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
         bar = tqdm(
             total=reader.num_sessions(), desc=f"building {reader.name} cache", unit="session", disable=not progress
         )
-        with h5py.File(tmp, "w") as h5:
+        # The HDF5 file is built in memory and written out with plain file I/O: a full disk then
+        # raises a clean OSError, whereas HDF5 failing a write of its own left a dangling file handle
+        # that crashed the interpreter at exit (seen: exit 139 after the message on a 300 kB tmpfs).
+        image = io.BytesIO()
+        with h5py.File(image, "w") as h5:
             feats = None
             meta = {}
             n = 0
@@ -152,6 +157,8 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
             h5.attrs["params"] = json.dumps(reader.params(), default=str)
             h5.attrs["version"] = __version__
         bar.close()
+        with open(tmp, "wb") as fh:
+            fh.write(image.getbuffer())
         tmp.chmod(0o666 & ~_umask())  # readable by the lab like any file the user writes
         os.replace(tmp, target)
     except OSError as err:  # disk full, quota, permissions: nothing half-written stays

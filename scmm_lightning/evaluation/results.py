@@ -193,6 +193,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def png_bytes(fig, dpi: int = 110) -> bytes:  # noqa: ANN001
+    """A matplotlib figure as PNG bytes (laid out, then closed)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def figure_png(rows: list[dict], confusion: torch.Tensor | None, class_names: list[str], title: str) -> bytes:
     import matplotlib
 
@@ -229,11 +240,7 @@ def figure_png(rows: list[dict], confusion: torch.Tensor | None, class_names: li
         axes[1].set_xlabel("predicted")
         axes[1].set_ylabel("true")
         axes[1].set_title(f"confusion ({methods[0]}, all subjects)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_results(
@@ -290,11 +297,7 @@ def comparison_png(rows: list[dict], title: str) -> bytes:
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_comparison(
