@@ -132,7 +132,7 @@ def test_diagnostics_callback_measures_the_module_it_is_given(tmp_path: Path) ->
     diag = RepresentationDiagnostics(rows=32)
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[diag, LinearProbe(every_n_epochs=1)],
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[diag, LinearProbe(every_n_epochs=1, l2_grid=(1e-3,))],
     )  # fmt: skip
     trainer.fit(SCMMPretraining(num_channels=8), dm)
     assert [h["epoch"] for h in diag.history] == [1, 2]
@@ -161,6 +161,7 @@ def test_the_probe_never_sees_test_labels() -> None:
 
 
 @pytest.mark.ddp
+@pytest.mark.slow  # the protocol's 1-vs-2-process equality runs in the default suite
 def test_the_transfer_command_under_torchrun_writes_one_table(tmp_path: Path) -> None:
     """`transfer` from a checkpoint in 2 torchrun processes: the ranks share the jobs and the
     table (all subjects, all rows) is written once, equal to the one-process table."""

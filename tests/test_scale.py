@@ -27,6 +27,7 @@ def step_losses(log_root: Path) -> dict[int, float]:
 
 
 @pytest.mark.ddp
+@pytest.mark.slow  # the default suite runs the 2-process fit of experiments/synthetic.yaml below
 def test_two_process_fit_runs_to_the_end(tiny_config: Path, tmp_path: Path) -> None:
     subprocess.run(
         [

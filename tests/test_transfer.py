@@ -217,6 +217,7 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     assert value_line.count("+/-") == 5  # one mean +/- std under each of the five headings
 
 
+@pytest.mark.slow  # about a minute on 2 cores: in `make test-all`
 def test_pretraining_beats_random_init_on_linear_probe() -> None:
     """Synthetic pair, seed 0, 15 epochs: the pre-trained encoder's probe accuracy exceeds the
     random-init control's by at least 3 points (measured: about 0.98 vs 0.90)."""
@@ -235,7 +236,7 @@ def test_pretraining_beats_random_init_on_linear_probe() -> None:
         subject_std=1.0,
         split=SplitConfig(kind="trial", train_trials=6),
     )
-    probe = LinearProbe(every_n_epochs=15)
+    probe = LinearProbe(every_n_epochs=15, l2_grid=(1e-3,))  # one L2: the claim is about the encoders
     trainer = L.Trainer(
         max_epochs=15,
         accelerator="cpu",
