@@ -17,8 +17,6 @@ import pytest
 import torch
 from cli_helpers import ROOT, epoch_losses, run_fit
 
-from scmm_lightning.callbacks import RunCheckpoint
-
 
 def fit_command(out: Path, *extra: str) -> list[str]:
     return [
@@ -52,8 +50,7 @@ def test_killed_fit_leaves_a_resumable_weights_only_checkpoint(tmp_path: Path) -
     epoch = state["epoch"]
     assert not list(ckpt.parent.glob(".*.partial"))  # the temp file of a write is never left beside it
     resumed = subprocess.run(
-        fit_command(tmp_path / "resumed", "--trainer.max_epochs", str(epoch + 2), "--ckpt_path", str(ckpt),
-                    "--trainer.callbacks+=scmm_lightning.callbacks.RunSummary"),
+        fit_command(tmp_path / "resumed", "--trainer.max_epochs", str(epoch + 2), "--ckpt_path", str(ckpt)),
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -80,7 +77,6 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tiny_config: Path, tmp_path: 
     monkeypatch.setattr(L.Trainer, "save_checkpoint", real)
     assert ckpt.read_bytes() == before and torch.load(ckpt, weights_only=True)["epoch"] == 1
     assert not [p for p in ckpt.parent.iterdir() if p.name.endswith(".partial")]
-    assert isinstance(RunCheckpoint(), L.pytorch.callbacks.ModelCheckpoint)
 
 
 class _Exploit:

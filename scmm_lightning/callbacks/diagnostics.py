@@ -50,17 +50,18 @@ class RepresentationDiagnostics(L.Callback):
         out = {"h_effective_rank": effective_rank(h), "h_mean_cosine": mean_off_diagonal_cosine(h)}
         projector = getattr(pl_module, "projector", None)
         masking = getattr(pl_module, "masking", None)
+        masked = (
+            masking(x, torch.Generator(device=x.device).manual_seed(0))[0][: len(x)] if masking is not None else None
+        )
         if projector is not None:
             z = projector(h).float()
             out.update(
                 z_effective_rank=effective_rank(z), z_uniformity=uniformity(z), z_norm=float(z.norm(dim=1).mean())
             )
-            if masking is not None:
-                masked = masking(x, torch.Generator(device=x.device).manual_seed(0))[0][: len(x)]
+            if masked is not None:
                 out["z_alignment"] = alignment(z, projector(pl_module.encoder(masked)).float())
         contrastive = getattr(pl_module, "contrastive", None)
-        if contrastive is not None and hasattr(contrastive, "weights") and masking is not None:
-            masked = masking(x, torch.Generator(device=x.device).manual_seed(0))[0][: len(x)]
+        if contrastive is not None and hasattr(contrastive, "weights") and masked is not None:
             inputs = torch.cat([x, masked])
             sample_index = torch.arange(len(x), device=x.device).repeat(2)
             w = contrastive.weights(inputs, sample_index)

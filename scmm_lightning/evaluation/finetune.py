@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..model import ClassifierHead
 from .metrics import classification_metrics, present_class_balanced_accuracy
+from .probe import module_device
 
 
 @dataclass
@@ -80,11 +81,6 @@ def split_finetune_validation(
     return ~val, val
 
 
-def _device(module: nn.Module) -> torch.device:
-    tensor = next(iter([*module.parameters(), *module.buffers()]), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
 def finetune(
     encoder: nn.Module,
     num_classes: int,
@@ -102,7 +98,7 @@ def finetune(
     train_x, train_y = train
     val_x, val_y = val
     test_x, test_y = test
-    device = _device(encoder)
+    device = module_device(encoder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = nn.Sequential(

@@ -28,13 +28,18 @@ class FlattenFeatures(nn.Module):
         return x.flatten(1)
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's parameters (or, for a parameter-free one, its buffers) live; CPU if neither."""
+    tensor = next(iter([*module.parameters(), *module.buffers()]), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def embed(encoder: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """Encoder outputs of ``x`` in eval mode (BatchNorm on running statistics); mode restored."""
     was_training = encoder.training
     encoder.eval()
-    tensor = next(iter([*encoder.parameters(), *encoder.buffers()]), None)
-    device = tensor.device if tensor is not None else torch.device("cpu")
+    device = module_device(encoder)
     out = torch.cat([encoder(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
     encoder.train(was_training)
     return out
