@@ -7,8 +7,11 @@ rest, ``SubjectNN_2.edf`` task; any number of subjects) through the recordings r
 DE of 1 s windows, per-subject z-score). Cross-subject folds test every subject exactly once (about a
 quarter of the subjects each). Per seed and fold, each method pre-trains on the fold's training
 subjects only (labels unused), then the project's protocol runs on the held-out subjects: a linear
-probe (class-balanced, L2 chosen on the last training subject) and fine-tuning (epoch chosen on the
-last training subject). Controls: ``random_init`` (untrained encoder) and ``raw_features`` (the
+probe (class-balanced, L2 chosen on validation subjects) and fine-tuning (epoch chosen on them).
+The validation subjects of fold k are the first ``--val_subjects`` (2) subjects of fold k + 1, so
+they rotate (a fixed "last training subject" would be the same subject in most folds, and settings
+chosen on it would be chosen on one person); they are left out of pre-training too, so they are as
+unseen as a test subject and the validation columns rank methods as the test would. Controls: ``random_init`` (untrained encoder) and ``raw_features`` (the
 inputs). A method is a config under experiments/methods/ (its model class and init_args).
 
 Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
@@ -33,7 +36,7 @@ import numpy as np
 import yaml
 
 from scmm_lightning.callbacks import RepresentationDiagnostics
-from scmm_lightning.corpora import SplitConfig, subject_folds
+from scmm_lightning.corpora import SplitConfig, rotating_validation, subject_folds
 from scmm_lightning.datamodules import RecordingsDataModule
 from scmm_lightning.evaluation import FinetuneConfig, compare_methods, evaluated_encoders, run_protocol
 
@@ -94,9 +97,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     p.add_argument("--folds", type=int, default=4)
+    p.add_argument("--val_subjects", type=int, default=2, help="validation subjects per fold (from the next fold)")
     p.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
     p.add_argument("--finetune_epochs", type=int, default=20)
     p.add_argument("--cache_dir", default=None)
+    p.add_argument(
+        "--validation_only", action="store_true",
+        help="print only the validation columns (choose settings with this; the test figures stay unseen)",
+    )  # fmt: skip
     args = p.parse_args()
     started = time.perf_counter()
     root = Path(args.root).expanduser()
@@ -105,14 +113,17 @@ def main() -> None:
     subjects = write_table(root, table)
     cache = args.cache_dir or str(work / "cache")
     folds = subject_folds(subjects, args.folds)
+    validation = rotating_validation(folds, args.val_subjects)
     common = dict(root=str(root), table=str(table), name="eegmat", montage=MONTAGE, cache_dir=cache)
-    config = FinetuneConfig(epochs=args.finetune_epochs, batch_size=128, val_subjects=1)
     rows: list[dict] = []
     diagnostics: dict[str, list[dict]] = {m: [] for m in args.methods}
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     for seed in range(args.seeds):
-        for fold in folds:
+        for k, fold in enumerate(folds):
             train_subjects = [s for s in subjects if s not in fold]
+            val_subjects = validation[k]
+            pretrain_subjects = [s for s in train_subjects if s not in val_subjects]  # validation stays unseen
+            config = FinetuneConfig(epochs=args.finetune_epochs, batch_size=128, val_subjects=val_subjects)
             target = RecordingsDataModule(
                 split=SplitConfig(kind="leave_subjects_out", test_subjects=fold),
                 normalization="subject_zscore",
@@ -124,7 +135,7 @@ def main() -> None:
                 cls, kwargs = method_spec(name)
                 L.seed_everything(seed, verbose=False)
                 source = RecordingsDataModule(
-                    subjects=train_subjects, normalization="subject_zscore", batch_size=256, **common
+                    subjects=pretrain_subjects, normalization="subject_zscore", batch_size=256, **common
                 )
                 model = cls(num_channels=len(MONTAGE), num_bands=5, **kwargs)
                 diag = RepresentationDiagnostics(every_n_epochs=max(1, args.epochs // 5), rows=256)
@@ -152,9 +163,21 @@ def main() -> None:
                             "finetune_bacc": tune["balanced_accuracy"], "finetune_val_bacc": tune["val_balanced_accuracy"],
                         }
                     )  # fmt: skip
-            print(f"seed {seed} fold {fold}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"seed {seed} fold {fold} (validation {val_subjects}): done ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     methods = [*args.methods, *CONTROLS]
     keys = ("probe_bacc", "probe_val_bacc", "finetune_bacc", "finetune_val_bacc")
+    if args.validation_only:
+        val_keys = ("probe_val_bacc", "finetune_val_bacc")
+        print("\nvalidation only (subjects never tested in their fold); mean +/- std over seeds")
+        print("| method | probe (val) | fine-tune (val) |\n|---|---|---|")
+        for m in methods:
+            per = [[np.mean([r[k] for r in rows if r["method"] == m and r["seed"] == e]) for e in range(args.seeds)]
+                   for k in val_keys]  # fmt: skip
+            print(f"| {m} | " + " | ".join(f"{np.mean(v):.3f} +/- {np.std(v):.3f}" for v in per) + " |")
+        return
     summary = {}
     for m in methods:
         summary[m] = {}

@@ -18,4 +18,12 @@ def global_inputs(b: int = 8, c: int = 6, f: int = 5, mask_num: int = 1) -> dict
         "z": torch.randn(n, 16, generator=gen),
         "values": torch.randn(n, c * f, generator=gen),
         "target": torch.rand(n, c * f, generator=gen),
+        # metadata of the originals: windows of two subjects' recordings, some a few windows apart,
+        # and ranks holding windows of the same recording (time weights must see across ranks)
+        "metadata": {
+            "subject": torch.arange(b) % 2 + 1,
+            "session": torch.ones(b, dtype=torch.long),
+            "trial": (torch.arange(b) // 3) % 2 + 1,
+            "window": torch.arange(b) * 2,
+        },
     }

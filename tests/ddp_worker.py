@@ -83,6 +83,16 @@ def run(rank: int, world_size: int, port: int, out: str) -> None:
     ).eval()
     with torch.no_grad():
         per_rank_contrastive = per_rank.compute_losses(g["x"][local], None, masked=masked_local)["contrastive"]
+    # 4) soft weights from time: each rank's windows' recordings and times gathered with the batch
+    torch.manual_seed(0)
+    timed = SCMMPretraining(
+        num_channels=g["x"].shape[1], num_bands=g["x"].shape[2], mask_num=m, soft_weights_from="time", time_radius=5
+    ).eval()
+    with torch.no_grad():
+        meta_local = {k: v[local] for k, v in g["metadata"].items()}
+        timed_contrastive = timed.compute_losses(g["x"][local], None, masked=masked_local, metadata=meta_local)
+        timed_contrastive = timed_contrastive["contrastive"].clone()
+    dist.all_reduce(timed_contrastive)
     pair = torch.stack([loss_c.detach(), loss_r.detach()])
     dist.all_reduce(pair)
     result = {
@@ -94,6 +104,7 @@ def run(rank: int, world_size: int, port: int, out: str) -> None:
         "module_losses": module_losses,
         "module_grads": module_grads,
         "per_rank_contrastive": per_rank_contrastive,
+        "time_contrastive": timed_contrastive / world_size,
     }
     torch.save(result, f"{out}.rank{rank}")
     dist.destroy_process_group()

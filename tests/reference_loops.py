@@ -84,3 +84,29 @@ def nt_xent_loop(z: np.ndarray, sample: list[int], temperature: float, normalize
                 total += log_denom - s[j]
                 pairs += 1
     return total / pairs
+
+
+def time_weights_loop(
+    subject: list[int],
+    session: list[int],
+    trial: list[int],
+    window: list[int],
+    sample: list[int],
+    radius: int,
+    decay: float,
+) -> np.ndarray:
+    """Time soft weights: per ROW metadata (already expanded to views), one pair at a time."""
+    n = len(sample)
+    w = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            if sample[i] == sample[j]:
+                w[i, j] = 1.0
+                continue
+            same_recording = (subject[i], session[i], trial[i]) == (subject[j], session[j], trial[j])
+            dt = abs(window[i] - window[j])
+            if same_recording and dt <= radius:
+                w[i, j] = math.exp(-decay * dt)
+    return w

@@ -81,3 +81,20 @@ def test_local_negatives_switch_changes_the_loss(ranks: list[dict]) -> None:
         alone = module.compute_losses(g["x"][:half], None, masked=masked)["contrastive"]
     torch.testing.assert_close(ranks[0]["per_rank_contrastive"], alone, **TOL)
     assert abs(alone.item() - ranks[0]["module_losses"]["contrastive"].item()) > 1e-3
+
+
+@pytest.mark.ddp
+def test_time_soft_weights_match_one_process(ranks: list[dict]) -> None:
+    """soft_weights_from=time under DDP: recordings and times are gathered with the rows, so the
+    mean of the ranks' losses is one process's loss on the global batch (and differs from the
+    input-space weights' loss)."""
+    g = global_inputs()
+    torch.manual_seed(0)
+    module = SCMMPretraining(
+        num_channels=g["x"].shape[1], num_bands=g["x"].shape[2], mask_num=1, soft_weights_from="time", time_radius=5
+    ).eval()
+    with torch.no_grad():
+        whole = module.compute_losses(g["x"], None, masked=g["masked"], metadata=g["metadata"])["contrastive"]
+    for r in ranks:
+        torch.testing.assert_close(r["time_contrastive"], whole, **TOL)
+        assert abs(whole.item() - r["module_losses"]["contrastive"].item()) > 1e-3

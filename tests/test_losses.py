@@ -5,7 +5,7 @@ import pytest
 import torch
 from reference_loops import aggregate_loop, soft_contrastive_loop, soft_weights_loop
 
-from scmm_lightning.losses import SoftContrastiveLoss, UncertaintyWeighting, soft_weights
+from scmm_lightning.losses import SoftContrastiveLoss, UncertaintyWeighting, soft_weights, time_weights
 from scmm_lightning.model import Masking, SimilarityAggregator, masked_logits, similarity_matrix
 
 
@@ -108,3 +108,54 @@ def test_uncertainty_weighting_formula_and_gradient() -> None:
     fixed = UncertaintyWeighting(2, learn=False)
     assert not any(p.requires_grad for p in fixed.parameters())
     assert fixed([l1, l2]).item() == pytest.approx(0.5 * 8 + 2 * np.log(2), rel=1e-6)
+
+
+def time_batch(b: int, mask_num: int, seed: int = 0):
+    """Windows of a few recordings (subject, session, trial) with window indices close and far."""
+    gen = np.random.default_rng(seed)
+    meta = {
+        "subject": gen.integers(1, 3, b),
+        "session": gen.integers(1, 3, b),
+        "trial": gen.integers(1, 3, b),
+        "window": gen.integers(0, 12, b),
+    }
+    sample = list(range(b)) * (mask_num + 1)
+    rows = {k: [int(v[s]) for s in sample] for k, v in meta.items()}
+    return meta, sample, rows
+
+
+@pytest.mark.parametrize("b,mask_num", CASES + [(16, 1), (12, 2)])
+@pytest.mark.parametrize("radius,decay", [(0, 0.0), (3, 0.0), (5, 0.4), (100, 0.1)])
+def test_time_weights_match_loop(b: int, mask_num: int, radius: int, decay: float) -> None:
+    from reference_loops import time_weights_loop
+
+    from scmm_lightning.tasks.scmm import recording_times
+
+    meta, sample, rows = time_batch(b, mask_num, seed=b + mask_num)
+    expected = time_weights_loop(rows["subject"], rows["session"], rows["trial"], rows["window"], sample, radius, decay)
+    recording, window = recording_times({k: torch.as_tensor(v) for k, v in meta.items()}, b)
+    got = time_weights(recording, window, torch.as_tensor(sample), radius, decay).double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    # owned-row blocks (DDP) are the matching rows of the whole
+    half = torch.arange(len(sample) // 2, len(sample))
+    block = time_weights(recording, window, torch.as_tensor(sample), radius, decay, rows=half).double().numpy()
+    np.testing.assert_allclose(block, expected[len(sample) // 2 :], rtol=1e-6, atol=1e-7)
+
+
+def test_soft_contrastive_with_time_weights_matches_loop() -> None:
+    from reference_loops import time_weights_loop
+
+    from scmm_lightning.tasks.scmm import recording_times
+
+    b, mask_num = 10, 1
+    meta, sample, rows = time_batch(b, mask_num, seed=3)
+    inputs, _, z = make_batch(b, mask_num, seed=4)
+    w = time_weights_loop(rows["subject"], rows["session"], rows["trial"], rows["window"], sample, 4, 0.2)
+    assert (w[np.array(sample)[:, None] != np.array(sample)[None, :]] > 0).any()  # the batch has time neighbours
+    expected = soft_contrastive_loop(z.numpy(), w, 0.3)
+    loss = SoftContrastiveLoss(0.3, weights_from="time", time_radius=4, time_decay=0.2)
+    time = recording_times({k: torch.as_tensor(v) for k, v in meta.items()}, b)
+    got = loss(similarity_matrix(z, z), inputs, torch.as_tensor(sample), time=time)
+    assert got.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    with pytest.raises(ValueError, match="recording and window"):
+        loss(similarity_matrix(z, z), inputs, torch.as_tensor(sample))

@@ -140,3 +140,49 @@ def test_cosine_similarity_switch_matches_the_loop_reference_on_normalised_proje
     dot_loss = dot.compute_losses(x, None, masked=masked)["contrastive"].item()
     assert dot_loss == pytest.approx(soft_contrastive_loop(z_raw, w, t), rel=1e-5)  # the default: raw z z^T
     assert abs(dot_loss - losses["contrastive"].item()) > 100 * 1e-5 * dot_loss  # the switch changes the loss
+
+
+def test_time_soft_weights_switch_is_wired_from_the_batch_metadata() -> None:
+    """soft_weights_from=time: the contrastive term uses weights from each window's recording and
+    time (loop reference), read from the batch metadata by training_step; labels never reach
+    compute_losses; the input-space default differs on the same batch."""
+    from reference_loops import time_weights_loop
+
+    torch.manual_seed(6)
+    t = 0.2
+    kwargs = dict(num_channels=6, num_bands=5, temperature=t, similarity="cosine")
+    module = SCMMPretraining(soft_weights_from="time", time_radius=3, time_decay=0.3, **kwargs).double().eval()
+    b = 8
+    x = torch.randn(b, 6, 5, dtype=torch.float64)
+    meta = {
+        "subject": torch.tensor([1, 1, 1, 1, 2, 2, 2, 2]),
+        "session": torch.tensor([1, 1, 1, 2, 1, 1, 1, 1]),
+        "trial": torch.tensor([4, 4, 4, 4, 4, 4, 5, 5]),
+        "window": torch.tensor([0, 2, 9, 1, 3, 6, 7, 8]),
+    }
+    masked = module.masking(x, torch.Generator().manual_seed(2))[0]
+    losses = module.compute_losses(x, None, masked=masked, metadata=meta)
+    sample = list(range(b)) * 2
+    rows = {k: [int(v[s]) for s in sample] for k, v in meta.items()}
+    w = time_weights_loop(rows["subject"], rows["session"], rows["trial"], rows["window"], sample, 3, 0.3)
+    with torch.no_grad():
+        z = F.normalize(module.projector(module.encoder(torch.cat([x, masked]))), dim=1).numpy()
+    assert losses["contrastive"].item() == pytest.approx(soft_contrastive_loop(z, w, t), rel=1e-5)
+    by_input = SCMMPretraining(**kwargs).double().eval()
+    by_input.load_state_dict(module.state_dict())
+    other = by_input.compute_losses(x, None, masked=masked, metadata=meta)["contrastive"].item()
+    assert abs(other - losses["contrastive"].item()) > 1e-3 * other
+    # training_step hands compute_losses the metadata, without the label
+    seen = {}
+
+    class Seen(Exception):
+        pass
+
+    def spy(x, generator, masked=None, metadata=None):
+        seen.update(metadata)
+        raise Seen
+
+    module.compute_losses = spy
+    with pytest.raises(Seen):
+        module.training_step({"x": x, "label": torch.zeros(b, dtype=torch.long), **meta}, 0)
+    assert set(seen) == {"subject", "session", "trial", "window"}

@@ -249,6 +249,16 @@ def test_cross_subject_finetuning_validates_on_held_out_training_subjects() -> N
     assert res[8]["n_finetune"] == 80 and res[8]["n_val"] == 40 and res[8]["n_test"] == 40  # subject 3 validates
     with pytest.raises(ValueError, match="val_subjects=3"):
         finetune_protocol(encoder, train, test, 2, FinetuneConfig(epochs=1, val_subjects=3), 0)
+    # a list names the validating subjects (rotated over folds by benchmarks/real_eeg.py)
+    from scmm_lightning.evaluation.protocol import protocol_parts
+
+    for val_subjects, validating in [(1, {3}), (2, {2, 3}), ([1], {1}), ([3, 1], {1, 3})]:
+        (part,) = protocol_parts(train, test, FinetuneConfig(val_subjects=val_subjects))
+        assert set(train.meta["subject"][part.val].tolist()) == validating
+        assert set(train.meta["subject"][part.fit].tolist()) == {1, 2, 3} - validating
+    for bad in ([8], [1, 2, 3]):
+        with pytest.raises(ValueError, match="must be training subjects"):
+            protocol_parts(train, test, FinetuneConfig(val_subjects=bad))
 
 
 def test_prepare_command(corpus, tmp_path: Path) -> None:

@@ -133,3 +133,21 @@ def test_subject_folds_test_every_subject_once(n: int, k: int) -> None:
         assert not set(fold) & (set(subjects) - set(fold)) and set(fold) | (set(subjects) - set(fold)) == set(subjects)
     with pytest.raises(ValueError, match="n_folds"):
         subject_folds(subjects, n + 1)
+
+
+@pytest.mark.parametrize("n,k,per_fold", [(12, 4, 2), (13, 4, 1), (7, 3, 2)])
+def test_rotating_validation_subjects_are_training_subjects_that_change_by_fold(n: int, k: int, per_fold: int) -> None:
+    from scmm_lightning.corpora import rotating_validation, subject_folds
+
+    subjects = list(range(1, n + 1))
+    folds = subject_folds(subjects, k)
+    validation = rotating_validation(folds, per_fold)
+    assert len(validation) == k
+    for fold, val in zip(folds, validation):
+        assert len(val) == per_fold and not set(val) & set(fold)  # validates on training subjects only
+    distinct = {s for v in validation for s in v}
+    assert len(distinct) == k * per_fold  # no subject validates twice: settings are not chosen on one person
+    if (n, k, per_fold) == (12, 4, 2):
+        assert validation == [[4, 5], [7, 8], [10, 11], [1, 2]]
+    with pytest.raises(ValueError, match="per_fold"):
+        rotating_validation(folds, n)

@@ -10,6 +10,7 @@ import torch
 
 from ..evaluation.diagnostics import alignment, effective_rank, mean_off_diagonal_cosine, uniformity
 from ..evaluation.results import atomic_write, png_bytes
+from ..tasks.scmm import recording_times
 
 
 class RepresentationDiagnostics(L.Callback):
@@ -31,14 +32,16 @@ class RepresentationDiagnostics(L.Callback):
         self.rows = rows
         self.history: list[dict[str, float]] = []
         self._sample: torch.Tensor | None = None
+        self._metadata: dict[str, torch.Tensor] = {}
 
     def sample(self, trainer: L.Trainer) -> torch.Tensor:
         if self._sample is None:
             dm = trainer.datamodule
             source = getattr(dm, "source", dm)
             x = source.train_set.x
-            idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: self.rows]
-            self._sample = x[idx.sort().values]
+            idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: self.rows].sort().values
+            self._sample = x[idx]
+            self._metadata = {k: v[idx] for k, v in source.train_set.meta.items() if k != "label"}
         return self._sample
 
     @torch.no_grad()
@@ -61,10 +64,13 @@ class RepresentationDiagnostics(L.Callback):
             if masked is not None:
                 out["z_alignment"] = alignment(z, projector(pl_module.encoder(masked)).float())
         contrastive = getattr(pl_module, "contrastive", None)
-        if contrastive is not None and hasattr(contrastive, "weights") and masked is not None:
+        by_time = getattr(contrastive, "weights_from", "input") == "time"
+        fits = len(self._metadata.get("window", ())) == len(x)
+        if contrastive is not None and hasattr(contrastive, "weights") and masked is not None and (fits or not by_time):
             inputs = torch.cat([x, masked])
             sample_index = torch.arange(len(x), device=x.device).repeat(2)
-            w = contrastive.weights(inputs, sample_index)
+            time = recording_times({k: v.to(x.device) for k, v in self._metadata.items()}, len(x)) if by_time else None
+            w = contrastive.weights(inputs, sample_index, time=time)
             negative = sample_index[:, None] != sample_index[None, :]
             out["soft_weight_negative_mean"] = float(w[negative].mean())
         pl_module.train(was)

@@ -37,7 +37,7 @@ class LinearProbe(L.Callback):
         log_per_subject: bool = True,
         balanced: bool = False,
         val_trials_per_class: int = 1,
-        val_subjects: int = 1,
+        val_subjects: int | list[int] = 1,
     ) -> None:
         self.every_n_epochs = every_n_epochs
         self.l2_grid = tuple(l2_grid)

@@ -15,6 +15,7 @@ from .splits import (
     cross_session_split,
     leave_subjects_out_split,
     loso_split,
+    rotating_validation,
     subject_folds,
     trial_split,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "loso_split",
     "normalize",
     "select_channels",
+    "rotating_validation",
     "subject_folds",
     "trial_split",
 ]

@@ -108,3 +108,15 @@ def subject_folds(subjects: list[int], n_folds: int = 4) -> list[list[int]]:
         folds.append(ordered[start : start + size])
         start += size
     return folds
+
+
+def rotating_validation(folds: list[list[int]], per_fold: int = 2) -> list[list[int]]:
+    """Validation subjects for each fold of :func:`subject_folds`: the first ``per_fold`` subjects of
+    the NEXT fold (the last fold takes the first fold's). They are training subjects of their fold,
+    never its test subjects, and they differ from fold to fold, so settings chosen on validation are
+    not chosen on one person (a fixed "last training subject" is the same subject in most folds)."""
+    if per_fold < 1 or any(len(f) < per_fold for f in folds):
+        raise ValueError(
+            f"per_fold={per_fold}: every fold must have at least that many subjects (sizes {[len(f) for f in folds]})"
+        )
+    return [list(folds[(k + 1) % len(folds)][:per_fold]) for k in range(len(folds))]

@@ -5,12 +5,14 @@ from .base import WindowDataModule
 from .corpus import DeapDataModule, EEGCorpusDataModule, RecordingsDataModule, SeedDataModule, SeedIVDataModule
 from .cross_corpus import CrossCorpusDataModule
 from .dataset import WindowDataset, make_loader
+from .multi_source import MultiSourceDataModule
 from .synthetic import SyntheticEEGDataModule
 
 __all__ = [
     "CrossCorpusDataModule",
     "DeapDataModule",
     "EEGCorpusDataModule",
+    "MultiSourceDataModule",
     "RecordingsDataModule",
     "SeedDataModule",
     "SeedIVDataModule",

@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 
 from ..corpora import canonical
 from .base import WindowDataModule
+from .multi_source import MultiSourceDataModule
 
 
 class CrossCorpusDataModule(L.LightningDataModule):
@@ -17,11 +18,12 @@ class CrossCorpusDataModule(L.LightningDataModule):
     Training batches come from the source's training split.
 
     Args:
-        source: datamodule of the pre-training corpus (labels unused).
+        source: datamodule of the pre-training corpus (labels unused), or a
+            :class:`MultiSourceDataModule` of several.
         target: datamodule of the evaluation corpus; its split defines fine-tune / test trials.
     """
 
-    def __init__(self, source: WindowDataModule, target: WindowDataModule) -> None:
+    def __init__(self, source: WindowDataModule | MultiSourceDataModule, target: WindowDataModule) -> None:
         super().__init__()
         self.source = source
         self.target = target

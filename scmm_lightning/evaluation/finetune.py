@@ -37,7 +37,8 @@ class FinetuneConfig:
         hidden: hidden width of the head (Linear -> sigmoid -> Linear).
         freeze_encoder: train the head only.
         val_subjects: on a cross-subject split (no subject on both sides), one model is fine-tuned
-            on every training subject and the last this-many training subjects (by id) validate.
+            on every training subject but the validating ones: the last this-many training subjects
+            (by id), or, given a list, those subject ids (e.g. to rotate them over folds).
         patience: stop when validation balanced accuracy has not improved for this many epochs
             (``None``: train every epoch; the chosen epoch is the same either way up to the stop).
     """
@@ -50,7 +51,7 @@ class FinetuneConfig:
     val_trials_per_class: int = 1
     hidden: int = 128
     freeze_encoder: bool = False
-    val_subjects: int = 1
+    val_subjects: int | list[int] = 1
     patience: int | None = None
 
 

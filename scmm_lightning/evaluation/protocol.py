@@ -40,16 +40,24 @@ def protocol_parts(
 ) -> list[Part]:
     """Within-subject: per subject on both sides (or ``subjects``), validation = the latest
     fine-tuning trial(s) of every class. Cross-subject: one part, validation = the last
-    ``config.val_subjects`` training subjects."""
+    ``config.val_subjects`` training subjects (or those listed)."""
     if is_cross_subject(train, test):
         train_subjects = sorted(set(train.meta["subject"].tolist()))
-        if config.val_subjects >= len(train_subjects):
-            raise ValueError(
-                f"val_subjects={config.val_subjects} leaves no fine-tuning subject ({len(train_subjects)} train subjects)"
-            )
-        val = torch.isin(
-            train.meta["subject"], torch.tensor(train_subjects[len(train_subjects) - config.val_subjects :])
-        )
+        if isinstance(config.val_subjects, int):
+            if config.val_subjects >= len(train_subjects):
+                raise ValueError(
+                    f"val_subjects={config.val_subjects} leaves no fine-tuning subject ({len(train_subjects)} train subjects)"
+                )
+            val_ids = train_subjects[len(train_subjects) - config.val_subjects :]
+        else:
+            val_ids = sorted(set(config.val_subjects))
+            missing = [s for s in val_ids if s not in train_subjects]
+            if missing or len(val_ids) >= len(train_subjects):
+                raise ValueError(
+                    f"val_subjects={config.val_subjects}: must be training subjects {train_subjects}, and leave at least "
+                    f"one to fine-tune on ({'not training subjects: ' + str(missing) if missing else 'none left'})"
+                )
+        val = torch.isin(train.meta["subject"], torch.tensor(val_ids))
         te = torch.ones(len(test), dtype=torch.bool)
         if subjects is not None:
             te = torch.isin(test.meta["subject"], torch.tensor(subjects))

@@ -92,6 +92,42 @@ def soft_weights(
     return weights
 
 
+@torch.no_grad()
+def time_weights(
+    recording: Tensor,
+    window: Tensor,
+    sample_index: Tensor,
+    radius: int,
+    decay: float = 0.0,
+    rows: Tensor | None = None,
+) -> Tensor:
+    """Pair weights from time instead of input similarity, for the rows ``rows`` against all ``N``.
+
+    ``recording`` and ``window`` (S,) give each SAMPLE's recording (one id per subject, session and
+    trial) and window index in it; ``sample_index`` (N,) maps rows to samples. With
+    ``dt_ij = |window_i - window_j|``::
+
+        w_ij = exp(-decay * dt_ij)   if recording_i == recording_j and dt_ij <= radius
+        w_ij = 0                     otherwise (another recording, or further apart in time)
+        w_ij = 1 where j is another view of the same sample (a positive)
+        w_ii = 0
+
+    The prior is that EEG state changes slowly: windows a few seconds apart in one recording are
+    treated as (softly) the same, everything else as a negative. It uses no label, but it is only
+    as good as that prior: where each recording holds one condition (eegmat, SEED's film trials) it
+    matches the label structure. Returns float32 (len(rows), N).
+    """
+    n_all = sample_index.shape[0]
+    rows = row_indices(rows, n_all, sample_index.device)
+    rec, win = recording[sample_index], window[sample_index].float()
+    dt = (win[rows][:, None] - win[None, :]).abs()
+    near = (rec[rows][:, None] == rec[None, :]) & (dt <= radius)
+    weights = torch.where(near, torch.exp(dt.mul_(-decay)), torch.zeros_like(dt))
+    weights = weights.masked_fill(sample_index[rows][:, None] == sample_index[None, :], 1.0)
+    weights[torch.arange(rows.numel(), device=rows.device), rows] = 0.0
+    return weights
+
+
 class SoftContrastiveLoss(nn.Module):
     """Soft InfoNCE of SCMM.
 
@@ -99,7 +135,9 @@ class SoftContrastiveLoss(nn.Module):
 
         L = 1 / (n (N - 1)) * sum_i sum_{j != i} w_ij * ( -log softmax_{j != i}(S_ij / T) )
 
-    with ``w_ij`` from :func:`soft_weights`. With every row owned this is the method's loss
+    with ``w_ij`` from :func:`soft_weights` (``weights_from="input"``, the paper) or
+    :func:`time_weights` (``weights_from="time"``; needs each sample's recording and window,
+    passed as ``time``). With every row owned this is the method's loss
     divided by ``N (N - 1)``; across DDP ranks the mean of the per-rank values is the global loss.
     Computed as ``-sum_ij w_ij log_softmax(logits)_ij`` with the self-pair's logit at
     :data:`SELF_LOGIT` (so ``w_ii log p_ii = 0``), all in float32.
@@ -109,20 +147,49 @@ class SoftContrastiveLoss(nn.Module):
         upper_bound: ``alpha``, the weight of a negative identical to the anchor in input space.
         sharpness: ``tau_s``; smaller makes the weights fall faster with input distance.
         soft: ``False`` gives hard InfoNCE (non-positive pairs weighted 0).
+        weights_from: ``input`` (input-space similarity, the paper) or ``time``.
+        time_radius: ``time``: windows at most this many apart in one recording are soft positives.
+        time_decay: ``time``: their weight is ``exp(-time_decay * dt)``.
     """
 
     def __init__(
-        self, temperature: float = 0.5, upper_bound: float = 0.5, sharpness: float = 0.5, soft: bool = True
+        self,
+        temperature: float = 0.5,
+        upper_bound: float = 0.5,
+        sharpness: float = 0.5,
+        soft: bool = True,
+        weights_from: str = "input",
+        time_radius: int = 15,
+        time_decay: float = 0.0,
     ) -> None:
         super().__init__()
         if temperature <= 0 or sharpness <= 0:
             raise ValueError(f"temperature ({temperature}) and sharpness ({sharpness}) must be > 0")
+        if weights_from not in ("input", "time"):
+            raise ValueError(f"weights_from must be 'input' or 'time', got {weights_from!r}")
         self.temperature = temperature
         self.upper_bound = upper_bound
         self.sharpness = sharpness
         self.soft = soft
+        self.weights_from = weights_from
+        self.time_radius = time_radius
+        self.time_decay = time_decay
 
-    def weights(self, inputs: Tensor, sample_index: Tensor, rows: Tensor | None = None) -> Tensor:
+    def weights(
+        self,
+        inputs: Tensor,
+        sample_index: Tensor,
+        rows: Tensor | None = None,
+        time: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """``time``: (recording, window) of every sample, needed with ``weights_from="time"``."""
+        if self.soft and self.weights_from == "time":
+            if time is None:
+                raise ValueError(
+                    "soft weights from time need each sample's recording and window index: pass `time` "
+                    "(the task reads them from the batch's subject/session/trial/window metadata)"
+                )
+            return time_weights(time[0], time[1], sample_index, self.time_radius, self.time_decay, rows)
         return soft_weights(inputs, sample_index, self.upper_bound, self.sharpness, rows, self.soft)
 
     def forward(
@@ -133,6 +200,7 @@ class SoftContrastiveLoss(nn.Module):
         rows: Tensor | None = None,
         weights: Tensor | None = None,
         logits: Tensor | None = None,
+        time: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """``similarity``: (n, N) rows x all; ``inputs``: (N, ...) model inputs; ``sample_index``:
         (N,) which original each row is a view of; ``rows``: (n,) global index of each owned row;
@@ -140,7 +208,7 @@ class SoftContrastiveLoss(nn.Module):
         n, n_all = similarity.shape
         rows = row_indices(rows, n_all, similarity.device)
         if weights is None:
-            weights = self.weights(inputs, sample_index, rows)
+            weights = self.weights(inputs, sample_index, rows, time)
         if logits is None:
             logits = masked_logits(similarity, self.temperature, rows)
         with torch.autocast(device_type=similarity.device.type, enabled=False):

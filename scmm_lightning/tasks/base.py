@@ -43,7 +43,9 @@ class PretrainingTask(L.LightningModule):
 
     ``__init__`` saves every argument of the whole class chain as hyper-parameters (the encoder
     factory excepted), then calls :meth:`configure_models` and :meth:`configure_losses`; a method
-    implements those hooks and :meth:`compute_losses` (a dict of losses; key ``loss`` is optimised).
+    implements those hooks and :meth:`compute_losses` (a dict of losses; key ``loss`` is optimised;
+    it receives the batch's per-window metadata ``subject``, ``session``, ``trial``, ``window``, which
+    a method may use, never ``label``).
 
     Args:
         num_channels: electrodes C (linked from the datamodule by the CLI).
@@ -102,7 +104,11 @@ class PretrainingTask(L.LightningModule):
         return self.encoder(x)
 
     def compute_losses(
-        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None,
+        masked: Tensor | None = None,
+        metadata: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -126,7 +132,8 @@ class PretrainingTask(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["x"]
-        losses = self.compute_losses(x, self.mask_generator(x.device, batch_idx))
+        metadata = {k: v for k, v in batch.items() if k not in ("x", "label")}  # pre-training never sees labels
+        losses = self.compute_losses(x, self.mask_generator(x.device, batch_idx), metadata=metadata)
         # Stop at the first non-finite loss seen. On the CPU the check is free; on an accelerator it is a
         # device sync, so it runs every 50th step there (a NaN does not heal: it is caught within 50 steps).
         check = x.device.type == "cpu" or batch_idx % 50 == 0

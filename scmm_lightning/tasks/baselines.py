@@ -30,7 +30,11 @@ class HardContrastivePretraining(ContrastivePretrainingTask):
         self.contrastive = HardContrastiveLoss(self.hparams.temperature, self.hparams.normalize_embeddings)
 
     def compute_losses(
-        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None,
+        masked: Tensor | None = None,
+        metadata: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         if masked is None:
             masked, _ = self.masking(x, generator)
@@ -55,7 +59,11 @@ class MaskedReconstructionPretraining(MaskedPretrainingTask):
         self.decoder = nn.Linear(self.encoder.out_features, hp.num_channels * hp.num_bands)
 
     def compute_losses(
-        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None,
+        masked: Tensor | None = None,
+        metadata: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         if masked is None:
             masked, _ = self.masking(x, generator)
@@ -83,7 +91,11 @@ class NoPretraining(PretrainingTask):
         pass
 
     def compute_losses(
-        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None,
+        masked: Tensor | None = None,
+        metadata: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         return {"loss": x.new_zeros(())}
 

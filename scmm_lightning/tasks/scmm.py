@@ -6,13 +6,29 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import NonNegativeFloat, PositiveFloat
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat
 from torch import Tensor, nn
 
 from ..distributed import gather_rows, global_view_rows, world
 from ..losses import SoftContrastiveLoss, UncertaintyWeighting
 from ..model import SimilarityAggregator, masked_logits, similarity_matrix
 from .base import ContrastivePretrainingTask
+
+
+def recording_times(metadata: dict[str, Tensor] | None, batch: int, gather: bool = False) -> tuple[Tensor, Tensor]:
+    """(recording, window) of every sample of the (gathered, with ``gather``) batch: one integer id
+    per distinct (subject, session, trial), and the window index, from the batch metadata."""
+    needed = ("subject", "session", "trial", "window")
+    if metadata is None or any(k not in metadata for k in needed):
+        raise ValueError(
+            "soft_weights_from='time' needs the batch metadata subject/session/trial/window for every window "
+            "(datamodules of this project provide it); got " + (str(sorted(metadata)) if metadata else "none")
+        )
+    meta = torch.stack([metadata[k].reshape(-1)[:batch].long() for k in needed], dim=1)
+    if gather:
+        meta = gather_rows(meta, sync_grads=False)
+    _, recording = torch.unique(meta[:, :3], dim=0, return_inverse=True)
+    return recording, meta[:, 3]
 
 
 class SCMMPretraining(ContrastivePretrainingTask):
@@ -36,6 +52,12 @@ class SCMMPretraining(ContrastivePretrainingTask):
         similarity: ``dot`` (the paper and the reference: ``S = z z^T``) or ``cosine``
             (``S = zn zn^T`` with ``zn = z / |z|``: bounded logits, norms cannot carry the loss), for
             both the contrastive logits and the aggregator.
+        soft_weights_from: ``input`` (the paper: input-space similarity, ``upper_bound`` and
+            ``sharpness``) or ``time``: windows at most ``time_radius`` apart in the same recording
+            (subject, session, trial) weigh ``exp(-time_decay * dt)``, every other pair 0 (see
+            :func:`scmm_lightning.losses.time_weights`; uses the batch's metadata, never labels).
+        time_radius: ``time``: radius in windows.
+        time_decay: ``time``: decay per window of the weight.
 
     ``temperature`` (T of the contrastive softmax and of the aggregator), the projector, masking,
     model-shape, encoder and optimiser arguments are those of the bases in
@@ -51,6 +73,9 @@ class SCMMPretraining(ContrastivePretrainingTask):
         reconstruction_target: Literal["original", "masked_input"] = "original",
         learn_loss_weights: bool = True,
         similarity: Literal["dot", "cosine"] = "dot",
+        soft_weights_from: Literal["input", "time"] = "input",
+        time_radius: NonNegativeInt = 15,
+        time_decay: NonNegativeFloat = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,11 +90,23 @@ class SCMMPretraining(ContrastivePretrainingTask):
 
     def configure_losses(self) -> None:
         hp = self.hparams
-        self.contrastive = SoftContrastiveLoss(hp.temperature, hp.upper_bound, hp.sharpness, hp.soft_weights)
+        self.contrastive = SoftContrastiveLoss(
+            hp.temperature,
+            hp.upper_bound,
+            hp.sharpness,
+            hp.soft_weights,
+            weights_from=hp.soft_weights_from,
+            time_radius=hp.time_radius,
+            time_decay=hp.time_decay,
+        )
         self.loss_weighting = UncertaintyWeighting(2, 1.0, learn=hp.learn_loss_weights)
 
     def compute_losses(
-        self, x: Tensor, generator: torch.Generator | None, masked: Tensor | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None,
+        masked: Tensor | None = None,
+        metadata: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """All SCMM losses for a batch of originals ``x`` (B, C, F); ``masked`` (M B, C, F, copy-major)
         replaces the drawn masked copies when given (tests compare runs on identical masks)."""
@@ -94,10 +131,13 @@ class SCMMPretraining(ContrastivePretrainingTask):
         else:
             z_all, decoded_all, inputs_all = z, decoded, inputs
         sample_index, rows = global_view_rows(n_local, b, hp.global_negatives, x.device)
+        time = None
+        if hp.soft_weights and hp.soft_weights_from == "time":
+            time = recording_times(metadata, b, gather=size > 1)
 
         similarity = similarity_matrix(z, z_all)
         logits = masked_logits(similarity, hp.temperature, rows)  # shared by loss and aggregator
-        contrastive = self.contrastive(similarity, inputs_all, sample_index, rows, logits=logits)
+        contrastive = self.contrastive(similarity, inputs_all, sample_index, rows, logits=logits, time=time)
         rebuilt = self.aggregator(similarity, decoded_all, rows, logits=logits) if hp.use_aggregator else decoded
         reconstruction_x = rebuilt.view_as(inputs)
         target = x.repeat(n_local // b, 1, 1) if hp.reconstruction_target == "original" else inputs
