@@ -141,7 +141,7 @@ def main() -> None:
                 diag = RepresentationDiagnostics(every_n_epochs=max(1, args.epochs // 5), rows=256)
                 trainer = L.Trainer(
                     max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False, callbacks=[diag],
+                    enable_progress_bar=False, enable_model_summary=False, callbacks=[diag], default_root_dir=str(work),
                 )  # fmt: skip
                 t0 = time.perf_counter()
                 trainer.fit(model, source)
