@@ -12,7 +12,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from ..corpora import CorpusInfo, Normalization, SplitConfig, normalize, select_channels
-from .dataset import WindowDataset, make_loader
+from .dataset import WindowDataset, make_loader, training_loader
 
 
 class WindowDataModule(L.LightningDataModule):
@@ -161,12 +161,8 @@ class WindowDataModule(L.LightningDataModule):
             )
 
     def train_dataloader(self) -> DataLoader:
-        if len(self.train_set) < self.batch_size:
-            raise ValueError(
-                f"the {self.corpus_name} training split has {len(self.train_set)} windows, fewer than "
-                f"batch_size={self.batch_size}; lower data batch_size"
-            )
-        return make_loader(self.train_set, self.batch_size, True, True, self.num_workers, self.shuffle_seed)
+        owner = f"the {self.corpus_name} training split"
+        return training_loader(self.train_set, self.batch_size, self.num_workers, self.shuffle_seed, owner)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_set is None:

@@ -81,3 +81,13 @@ def make_loader(
         collate_fn=collate_batch,
         persistent_workers=num_workers > 0,
     )
+
+
+def training_loader(dataset: WindowDataset, batch_size: int, num_workers: int, seed: int, owner: str) -> DataLoader:
+    """The shuffled, last-batch-dropping training loader; ``owner`` names the data in the error
+    raised when there is not one whole batch."""
+    if len(dataset) < batch_size:
+        raise ValueError(
+            f"{owner} has {len(dataset)} training windows, fewer than batch_size={batch_size}; lower data batch_size"
+        )
+    return make_loader(dataset, batch_size, True, True, num_workers, seed)

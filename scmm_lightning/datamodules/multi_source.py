@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from ..corpora import canonical
 from .base import WindowDataModule
-from .dataset import WindowDataset, make_loader
+from .dataset import WindowDataset, training_loader
 
 
 class MultiSourceDataModule(L.LightningDataModule):
@@ -110,9 +110,5 @@ class MultiSourceDataModule(L.LightningDataModule):
         self.train_set = WindowDataset(features, meta)
 
     def train_dataloader(self) -> DataLoader:
-        if len(self.train_set) < self.batch_size:
-            raise ValueError(
-                f"the sources {self.corpus_name} have {len(self.train_set)} training windows together, fewer than "
-                f"batch_size={self.batch_size}; lower data batch_size"
-            )
-        return make_loader(self.train_set, self.batch_size, True, True, self.num_workers, self.shuffle_seed)
+        owner = f"the sources {self.corpus_name} together"
+        return training_loader(self.train_set, self.batch_size, self.num_workers, self.shuffle_seed, owner)

@@ -43,20 +43,18 @@ def protocol_parts(
     ``config.val_subjects`` training subjects (or those listed)."""
     if is_cross_subject(train, test):
         train_subjects = sorted(set(train.meta["subject"].tolist()))
-        if isinstance(config.val_subjects, int):
-            if config.val_subjects >= len(train_subjects):
-                raise ValueError(
-                    f"val_subjects={config.val_subjects} leaves no fine-tuning subject ({len(train_subjects)} train subjects)"
-                )
-            val_ids = train_subjects[len(train_subjects) - config.val_subjects :]
+        chosen = config.val_subjects
+        if isinstance(chosen, int):
+            val_ids = train_subjects[max(len(train_subjects) - chosen, 0) :] if chosen > 0 else []
         else:
-            val_ids = sorted(set(config.val_subjects))
-            missing = [s for s in val_ids if s not in train_subjects]
-            if missing or len(val_ids) >= len(train_subjects):
-                raise ValueError(
-                    f"val_subjects={config.val_subjects}: must be training subjects {train_subjects}, and leave at least "
-                    f"one to fine-tune on ({'not training subjects: ' + str(missing) if missing else 'none left'})"
-                )
+            val_ids = sorted(set(chosen))
+        missing = [s for s in val_ids if s not in train_subjects]
+        if missing or not val_ids or len(val_ids) >= len(train_subjects):
+            why = f"not training subjects: {missing}" if missing else f"{len(val_ids)} validating"
+            raise ValueError(
+                f"val_subjects={chosen}: give 1 to {len(train_subjects) - 1} of the training subjects {train_subjects} "
+                f"(a count, or their ids), leaving at least one to fine-tune on ({why})"
+            )
         val = torch.isin(train.meta["subject"], torch.tensor(val_ids))
         te = torch.ones(len(test), dtype=torch.bool)
         if subjects is not None:
