@@ -14,7 +14,7 @@ SETTING ?= experiments/ablations_synthetic.yaml
 help: ## show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
-install: ## install the package with its dev extra (CPU torch first if torch is absent)
+install: ## install the package with its dev extra (torch==2.13.0 first if torch is absent: a CPU wheel here, see README Development)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e ".[dev]"
 

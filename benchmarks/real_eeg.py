@@ -14,6 +14,11 @@ chosen on it would be chosen on one person); they are left out of pre-training t
 unseen as a test subject and the validation columns rank methods as the test would. Controls: ``random_init`` (untrained encoder) and ``raw_features`` (the
 inputs). A method is a config under experiments/methods/ (its model class and init_args).
 
+Nested selection: the ``selected (nested)`` row scores each fold with the method chosen on that
+fold's own validation subjects (best probe validation figure), so the subjects that judge a choice
+are never the subjects that score it. Choosing once from validation figures pooled over folds (as
+``recommended.yaml`` once was) is not nested: fold k validates on subjects that fold k + 1 tests.
+
 Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
 means; validation figures beside them, the only ones to choose settings on), paired comparisons of
 every method with ``random_init`` and ``raw_features`` over subject x seed, the diagnostics at the
@@ -82,6 +87,25 @@ def write_table(root: Path, out: Path) -> list[int]:
         raise SystemExit(f"{root}: found {len(subjects)} subjects with SubjectNN_1.edf and SubjectNN_2.edf; need 4+")
     out.write_text("\n".join(rows) + "\n")
     return subjects
+
+
+SELECTED = "selected (nested)"
+
+
+def nested_selection(rows: list[dict], methods: list[str]) -> dict[tuple[int, int], str]:
+    """Per (seed, fold): the method with the best mean probe validation figure on THAT fold's
+    validation subjects (ties: the earlier method). Those subjects are never that fold's test subjects,
+    so the ``selected (nested)`` row (each fold scored with its own choice) is an honest estimate of
+    choosing a method this way; pooling every fold's validation figures before choosing is not (fold
+    k validates on subjects that fold k + 1 tests)."""
+    choices = {}
+    for seed, fold in sorted({(r["seed"], r["fold"]) for r in rows}):
+        vals = {
+            m: np.mean([r["probe_val_bacc"] for r in rows if (r["seed"], r["fold"], r["method"]) == (seed, fold, m)])
+            for m in methods
+        }
+        choices[(seed, fold)] = max(methods, key=lambda m: (vals[m], -methods.index(m)))
+    return choices
 
 
 def method_spec(name: str) -> tuple[type, dict]:
@@ -158,7 +182,7 @@ def main() -> None:
                     tune = res["finetune"][name][subject]
                     rows.append(
                         {
-                            "method": name, "seed": seed, "subject": subject,
+                            "method": name, "seed": seed, "fold": k, "subject": subject,
                             "probe_bacc": probe["balanced_accuracy"], "probe_val_bacc": probe["val_balanced_accuracy"],
                             "finetune_bacc": tune["balanced_accuracy"], "finetune_val_bacc": tune["val_balanced_accuracy"],
                         }
@@ -167,7 +191,9 @@ def main() -> None:
                 f"seed {seed} fold {fold} (validation {val_subjects}): done ({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-    methods = [*args.methods, *CONTROLS]
+    choices = nested_selection(rows, args.methods)
+    rows += [dict(r, method=SELECTED) for r in rows if choices.get((r["seed"], r["fold"])) == r["method"]]
+    methods = [*args.methods, *CONTROLS, SELECTED]
     keys = ("probe_bacc", "probe_val_bacc", "finetune_bacc", "finetune_val_bacc")
     if args.validation_only:
         val_keys = ("probe_val_bacc", "finetune_val_bacc")
@@ -185,6 +211,8 @@ def main() -> None:
             per_seed = [np.mean([r[k] for r in rows if r["method"] == m and r["seed"] == e]) for e in range(args.seeds)]
             summary[m][k] = (float(np.mean(per_seed)), float(np.std(per_seed)))
     pairs = [(m, c) for m in methods for c in CONTROLS if m != c]
+    print("nested selection (method chosen per seed and fold on that fold's validation subjects): "
+          + ", ".join(f"seed {e} fold {k}: {m}" for (e, k), m in choices.items()))  # fmt: skip
     comparisons = compare_methods(rows, pairs, ("probe_bacc", "finetune_bacc"), unit=("subject", "seed"))
     n = len(subjects)
     print(f"\n{n} subjects, {args.folds} folds, {args.seeds} seeds, {args.epochs} pre-training epochs, "

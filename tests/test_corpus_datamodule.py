@@ -112,7 +112,7 @@ def test_cli_pretrains_on_seed_fixture(seed_root: Path, tmp_path: Path) -> None:
 
 
 def test_multi_source_concatenates_sources_and_keeps_them_apart(
-    seed_root: Path, seed_iv_root: Path, tmp_path: Path
+    seed_root: Path, seed_iv_root: Path, deap_root: Path, tmp_path: Path
 ) -> None:
     """SEED + SEED-IV fixture corpora on DEAP's 32 electrodes: the union of both training splits
     (each normalised by its own settings), subjects renumbered apart, labels hidden; a montage
@@ -135,8 +135,16 @@ def test_multi_source_concatenates_sources_and_keeps_them_apart(
     assert (multi.train_set.meta["label"] == -1).all()
     assert multi.num_channels == 32 and multi.corpus_name.count("+") == 1
     assert next(iter(multi.train_dataloader()))["x"].shape == (16, 32, 5)
-    # usable as a cross-corpus source
-    CrossCorpusDataModule(MultiSourceDataModule([a, b]), DeapDataModule(root=str(tmp_path), cache_dir=str(tmp_path)))
+    # usable as a cross-corpus source: pre-training batches come from both sources, the target is DEAP
+    pair = CrossCorpusDataModule(
+        MultiSourceDataModule([a, b], batch_size=16), DeapDataModule(root=str(deap_root), cache_dir=str(tmp_path))
+    )
+    pair.prepare_data()
+    pair.setup("fit")
+    assert pair.num_channels == 32 and pair.target.corpus_name == "DEAP"
+    np.testing.assert_array_equal(pair.source.train_set.x.numpy(), expected_x)
+    batch = next(iter(pair.train_dataloader()))
+    assert batch["x"].shape[1:] == (32, 5) and (batch["label"] == -1).all()
     with pytest.raises(ValueError, match=r"data.sources\[1\].*same `channels`"):
         MultiSourceDataModule([a, SeedIVDataModule(root=str(seed_iv_root), cache_dir=str(tmp_path))])
     with pytest.raises(ValueError, match="subject_stride"):

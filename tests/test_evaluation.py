@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -140,20 +141,45 @@ def test_diagnostics_callback_measures_the_module_it_is_given(tmp_path: Path) ->
     assert (Path(trainer.log_dir) / "diagnostics.png").stat().st_size > 0
 
 
+def _noisy_probe_target() -> tuple:
+    """3 subjects x 10 alternating-label trials x 8 windows, a weak class signal in 30 noisy
+    features: the L2 penalty changes the test predictions (unlike a separable toy, where every L2
+    scores 1.0 and a probe that chose on test labels could not be told apart)."""
+    from scmm_lightning.datamodules import WindowDataset
+
+    rng = np.random.default_rng(0)
+    subjects, trials, windows = 3, 10, 8
+    n = subjects * trials * windows
+    grid = np.meshgrid(np.arange(1, subjects + 1), np.arange(1, trials + 1), np.arange(windows), indexing="ij")
+    meta = {"subject": grid[0].ravel(), "session": np.ones(n, int), "trial": grid[1].ravel(), "window": grid[2].ravel()}
+    meta["label"] = (meta["trial"] % 2).astype(int)
+    x = rng.standard_normal((n, 6, 5)).astype(np.float32) + meta["label"][:, None, None] * 0.25
+    train = meta["trial"] <= 6
+    make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
+    return make(train), make(~train)
+
+
 def test_the_probe_never_sees_test_labels() -> None:
-    """Permute the test labels: the chosen L2, the validation figure and the test predictions stay the
-    same (only the scores against the permuted labels change)."""
-    import sys
+    """Flip the test labels: a probe that chose its L2 on test labels would now choose another value
+    (on this target the grid's test accuracies differ, checked first, so test-best under the flipped
+    labels = test-worst under the true ones); ours keeps the L2, the validation figure and the
+    predictions."""
+    from scmm_lightning.evaluation import L2_GRID, FinetuneConfig, FlattenFeatures, fit_linear_probe, linear_probe
+    from scmm_lightning.evaluation.protocol import protocol_parts
 
-    sys.path.insert(0, str(HERE))
-    from ddp_evaluation_worker import toy
-
-    from scmm_lightning.evaluation import linear_probe
-
-    encoders, train, test = toy()
-    a = linear_probe(encoders["raw_features"], train, test, 2)
+    train, test = _noisy_probe_target()
+    for part in protocol_parts(train, test, FinetuneConfig()):
+        rows = part.fit | part.val
+        accs = []
+        for l2 in L2_GRID:
+            probe = fit_linear_probe(train.x[rows].flatten(1), train.meta["label"][rows], 2, l2)
+            pred = probe(test.x[part.test].flatten(1)).argmax(1)
+            accs.append(float((pred == test.meta["label"][part.test]).float().mean()))
+        assert max(accs) > min(accs), f"subject {part.key}: every L2 ties on test, the check could not fail"
+    encoder = FlattenFeatures(6, 5)
+    a = linear_probe(encoder, train, test, 2)
     test.meta["label"] = 1 - test.meta["label"]
-    b = linear_probe(encoders["raw_features"], train, test, 2)
+    b = linear_probe(encoder, train, test, 2)
     for subject in a:
         assert a[subject]["l2"] == b[subject]["l2"]
         assert a[subject]["val_balanced_accuracy"] == b[subject]["val_balanced_accuracy"]

@@ -221,13 +221,20 @@ def test_a_truncated_checkpoint_in_fit_is_one_message_naming_it(tiny_config: Pat
     assert "Traceback" not in out.stderr
 
 
-def test_output_location_errors_name_the_path(seed_root: Path, tmp_path: Path) -> None:
+def test_output_location_errors_name_the_path(
+    seed_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from scmm_lightning.cli.prepare import main as prepare
 
     blocker = tmp_path / "cache_is_a_file"
     blocker.write_text("")
+    capsys.readouterr()
     assert prepare(["--corpus", "seed", "--root", str(seed_root), "--cache_dir", str(blocker), "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err.splitlines()[0], err  # the first line names the path
     assert prepare(["--corpus", "seed", "--root", str(blocker), "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err.splitlines()[0], err  # the first line names the path
 
 
 def test_cache_files_are_shared_readable_and_orphans_go(seed_root: Path, tmp_path: Path) -> None:

@@ -161,3 +161,22 @@ def test_edf_header_parser_reads_what_mne_reads() -> None:
     raw = mne.io.read_raw_edf(EEGMAT / "Subject00_2.edf", verbose="ERROR")
     seconds, signals = edf_duration(EEGMAT / "Subject00_2.edf")
     assert signals == len(raw.ch_names) and seconds == pytest.approx(raw.n_times / raw.info["sfreq"])
+
+
+def test_nested_selection_chooses_per_fold_on_that_folds_validation_only() -> None:
+    """Hand-made rows: fold 0's validation favours b, fold 1's favours a (ties go to the earlier
+    method); the test figures (which favour the other method) never move the choice."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "real_eeg", Path(__file__).resolve().parents[1] / "benchmarks/real_eeg.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = []
+    for fold, val in ((0, {"a": 0.6, "b": 0.7}), (1, {"a": 0.8, "b": 0.5}), (2, {"a": 0.5, "b": 0.5})):
+        for m in ("a", "b"):
+            for subject in (1, 2):
+                rows.append({"method": m, "seed": 0, "fold": fold, "subject": subject + 10 * fold,
+                             "probe_val_bacc": val[m], "probe_bacc": 1.0 - val[m]})  # fmt: skip
+    assert bench.nested_selection(rows, ["a", "b"]) == {(0, 0): "b", (0, 1): "a", (0, 2): "a"}

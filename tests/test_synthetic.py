@@ -129,8 +129,9 @@ def test_subject_folds_test_every_subject_once(n: int, k: int) -> None:
     folds = subject_folds(subjects, k)
     assert len(folds) == k and sorted(s for f in folds for s in f) == sorted(subjects)  # each exactly once
     assert max(map(len, folds)) - min(map(len, folds)) <= 1
-    for fold in folds:  # no subject on both sides of a fold
-        assert not set(fold) & (set(subjects) - set(fold)) and set(fold) | (set(subjects) - set(fold)) == set(subjects)
+    assert [s for f in folds for s in f] == sorted(subjects)  # contiguous groups of the sorted ids, in order
+    if (n, k) == (13, 4):  # hand-written: the one extra subject goes to the first fold
+        assert folds == [[3, 4, 5, 6], [7, 8, 9], [10, 11, 12], [13, 14, 15]]
     with pytest.raises(ValueError, match="n_folds"):
         subject_folds(subjects, n + 1)
 

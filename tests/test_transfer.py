@@ -217,6 +217,45 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     assert value_line.count("+/-") == 5  # one mean +/- std under each of the five headings
 
 
+def _probe_after_pretraining(lr: float) -> float:
+    """Synthetic pair at the ablation scale (8 source subjects), SCMM with soft weights from time,
+    10 epochs at ``lr``, seed 0; the target probe's mean balanced accuracy (one L2)."""
+    from scmm_lightning.evaluation import linear_probe
+
+    L.seed_everything(0, verbose=False)
+    src = SyntheticEEGDataModule(
+        num_channels=62, num_classes=3, channels=list(DEAP_32), batch_size=256, num_subjects=8, windows_per_trial=40
+    )
+    tgt = SyntheticEEGDataModule(
+        num_channels=32, num_classes=2, num_subjects=8, trials_per_session=10, windows_per_trial=40, seed=1,
+        corpus_shift=1.5, class_strength=0.3, noise_std=0.5, subject_std=1.0,
+        split=SplitConfig(kind="trial", train_trials=6),
+    )  # fmt: skip
+    data = CrossCorpusDataModule(src, tgt)
+    model = SCMMPretraining(
+        num_channels=32, lr=lr, similarity="cosine", temperature=0.1, soft_weights_from="time", time_radius=15
+    )
+    trainer = L.Trainer(
+        max_epochs=10, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, data)
+    res = linear_probe(model.encoder, tgt.train_set, tgt.test_set, 2, l2=1e-3)
+    return float(np.mean([r["balanced_accuracy"] for r in res.values()]))
+
+
+def test_pretrained_weights_beat_the_same_encoder_untrained() -> None:
+    """The default suite's check that pre-training does something: the same run with lr = 0 (same
+    initial weights, same BatchNorm statistics of the source: only the learned weights differ) is
+    the control. Measured, 10 epochs, seeds 0 / 1 / 2: probe 0.997 / 0.998 / 0.990 vs 0.928 / 0.916 /
+    0.927 (fails if the loss stops training the encoder). SCMM as published (input-space soft
+    weights) does NOT pass this check at this budget (0.930 / 0.883 / 0.898 vs the same controls), and
+    the table's random_init control (fresh BatchNorm statistics) fine-tunes to ~0.62 where an lr = 0
+    run reaches 0.92-0.96: see the README's note on the random_init row."""
+    trained, untrained = _probe_after_pretraining(5e-4), _probe_after_pretraining(0.0)
+    assert trained >= untrained + 0.04, (trained, untrained)
+
+
 @pytest.mark.slow  # about a minute on 2 cores: in `make test-all`
 def test_pretraining_beats_random_init_on_linear_probe() -> None:
     """Synthetic pair, seed 0, 15 epochs: the pre-trained encoder's probe accuracy exceeds the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_every_sweep_parameter_is_accepted_by_the_cli(sweep: Path) -> None:
     spec = yaml.safe_load(sweep.read_text())
     command = spec["command"]
     assert command[:4] == ["${env}", "${interpreter}", "-m", "scmm_lightning"] and command[-1] == "${args}"
-    assert spec["metric"]["name"].startswith("transfer/") and "val" in spec["metric"]["name"]
+    # a validation figure the run logs (transfer/<row>/val_<metric>_mean or probe/val_<metric>_mean),
+    # not any name containing "val" (valence, interval)
+    assert re.fullmatch(r"(transfer/pretrained/|probe/)val_[a-z_]+_mean", spec["metric"]["name"]), spec["metric"]
     fixed = [c for c in command[4:-1]]
     values = {name: sample(p) for name, p in spec["parameters"].items()}
     args = [f"--{name}={value}" for name, value in values.items()]  # what ${args} expands to

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..evaluation import L2_GRID, FinetuneConfig, evaluated_encoders, evaluation_target, probe_summary
+from ..evaluation.transfer import NO_TARGET_NOTICE
 
 
 class LinearProbe(L.Callback):
@@ -47,6 +49,13 @@ class LinearProbe(L.Callback):
         self.config = FinetuneConfig(val_trials_per_class=val_trials_per_class, val_subjects=val_subjects)
         self.controls: dict[str, float] | None = None
         self.history: list[dict[str, float]] = []
+        self.enabled = True
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # checked before pre-training (the datamodule is set up by now), not after it
+        self.enabled = evaluation_target(trainer.datamodule, required=False) is not None
+        if not self.enabled:
+            rank_zero_warn(NO_TARGET_NOTICE.format(who="LinearProbe"))
 
     def probe(self, encoders, target, progress: bool = False) -> dict[str, float]:  # noqa: ANN001
         return probe_summary(encoders, target, self.config, self.l2_grid, self.balanced, self.log_per_subject, progress)
@@ -54,7 +63,7 @@ class LinearProbe(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
-        if not (epoch % self.every_n_epochs == 0 or last or trainer.fast_dev_run):
+        if not self.enabled or not (epoch % self.every_n_epochs == 0 or last or trainer.fast_dev_run):
             return
         target = evaluation_target(trainer.datamodule)
         encoders = evaluated_encoders(pl_module, self.compare_controls and self.controls is None)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..evaluation import FinetuneConfig, evaluation_target, run_transfer
+from ..evaluation.transfer import NO_TARGET_NOTICE
 
 
 class CrossCorpusTransfer(L.Callback):
@@ -36,6 +38,12 @@ class CrossCorpusTransfer(L.Callback):
         self.subjects = subjects
         self.out_dir = out_dir
         self.rows: list[dict] = []
+        self.enabled = True
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.enabled = evaluation_target(trainer.datamodule, required=False) is not None
+        if not self.enabled:
+            rank_zero_warn(NO_TARGET_NOTICE.format(who="CrossCorpusTransfer"))
 
     def run(self, pl_module, target, out_dir, logger=None, quick: bool = False, progress: bool = True) -> list[dict]:  # noqa: ANN001
         """The protocol on ``target`` (call on every rank); ``quick`` (fast_dev_run): one epoch, two
@@ -48,6 +56,8 @@ class CrossCorpusTransfer(L.Callback):
         return self.rows
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
         # every rank: log_dir is a collective under DDP, and every rank fine-tunes its share
         out_dir = self.out_dir or trainer.log_dir or trainer.default_root_dir
         # DDP leaves each rank with its own BatchNorm running statistics: evaluate rank 0's encoder

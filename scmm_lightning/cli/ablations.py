@@ -20,18 +20,8 @@ from pathlib import Path
 from .reproduce import fit_args, required_folders
 
 METHODS_DIR = Path("experiments/methods")
-DEFAULT_METHODS = [
-    "scmm",
-    "hard_contrastive",
-    "masked_reconstruction",
-    "no_pretraining",
-    "scmm_hard_weights",
-    "scmm_no_aggregator",
-    "scmm_equal_weights",
-    "scmm_mask_random",
-    "scmm_mask_channel",
-    "scmm_mask_parallel",
-]
+DEFAULT_METHODS = ["scmm", *sorted(p.stem for p in METHODS_DIR.glob("*.yaml") if p.stem != "scmm")]
+"""Every method config under experiments/methods/, SCMM as published first (the others are compared with it)."""
 
 
 def main(argv: list[str] | None = None) -> int:

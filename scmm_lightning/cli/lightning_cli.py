@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -70,6 +72,7 @@ class SCMMLightningCLI(LightningCLI):
         self.raw_args = (
             [str(a) for a in (sys.argv[1:] if given is None else given)] if not isinstance(given, dict) else []
         )
+        self.subcommands_on = kwargs.get("run", True)
         super().__init__(*args, **kwargs)
 
     def _given(self, prefix: str) -> bool:
@@ -102,6 +105,12 @@ class SCMMLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
         parser.link_arguments("data.num_channels", "model.init_args.num_channels", apply_on="instantiate")
         parser.link_arguments("data.num_bands", "model.init_args.num_bands", apply_on="instantiate")
+        if not self.subcommands_on:
+            # `transfer --config RUN/config.yaml`: a fit's saved config holds Trainer.fit's own arguments
+            # at the top level (ckpt_path, weights_only); accepted and unused (transfer has --ckpt_path)
+            for name in inspect.signature(L.Trainer.fit).parameters:
+                if name not in ("self", "model", "train_dataloaders", "val_dataloaders", "datamodule"):
+                    parser.add_argument(f"--{name}", type=Any, default=None, help="a fit argument, unused here")
 
 
 def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..evaluation.results import (
         COMPARED,
         OPTIMISTIC_NOTE,
+        SEED_SPREAD,
         comparison_pairs,
         comparisons_markdown,
         read_rows,
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(cmd, check=True, env=env)
             latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
             rows += read_rows(latest, seed=seed)
-        heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; mean +/- std over seeds of the subject means)"
+        heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; {SEED_SPREAD})"
         comparisons = compare_methods(rows, comparison_pairs(rows), COMPARED, unit=("subject", "seed"))
         report.append(
             summary_markdown(rows, heading) + "\n\n" + comparisons_markdown(comparisons, "target subject x seed")

@@ -58,4 +58,10 @@ def main(argv: Sequence[str]) -> None:
     cli.datamodule.prepare_data()
     cli.datamodule.setup("fit")
     target = out_dir or str(path.parent.parent / "transfer")
-    callback.run(cli.model, evaluation_target(cli.datamodule), target, logger=None)
+    evaluated = evaluation_target(cli.datamodule, required=False)
+    if evaluated is None:
+        raise SystemExit(
+            f"transfer: the data of --config has no test split (e.g. split.kind none): nothing to evaluate {path} on; "
+            "use a CrossCorpusDataModule config or set data split.kind"
+        )
+    callback.run(cli.model, evaluated, target, logger=None)

@@ -78,6 +78,10 @@ def _mean(values: list) -> float:
     return float(vals.mean()) if len(vals) else math.nan
 
 
+SEED_SPREAD = "mean +/- std over seeds of each seed's mean over target subjects"
+"""What every multi-seed table's "mean +/- std" is (the std is between seeds, not over subject x seed rows)."""
+
+
 def summary(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """Mean and standard deviation (ddof 0) of each metric per method. Rows of one run: over target
     subjects. Rows carrying a ``seed`` (several runs): over seeds of each seed's mean over target
@@ -314,7 +318,7 @@ def write_comparison(
     writer.writeheader()
     for r in rows:
         writer.writerow({c: _fmt(r.get(c)) for c in columns})
-    text = summary_markdown(rows, f"# {title}") + "\n\n" + OPTIMISTIC_NOTE + "\n"
+    text = summary_markdown(rows, f"# {title} ({SEED_SPREAD})") + "\n\n" + OPTIMISTIC_NOTE + "\n"
     if comparisons:
         text += "\n" + comparisons_markdown(comparisons, "target subject x seed") + "\n"
     paths = {

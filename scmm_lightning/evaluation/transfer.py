@@ -21,12 +21,20 @@ from .protocol import run_protocol
 from .results import COMPARED, comparison_pairs, console_table, rows_from, summary, write_results
 from .statistics import compare_methods
 
+NO_TARGET_NOTICE = (
+    "{who}: the datamodule has no test split (e.g. split.kind none), so this run pre-trains only and the "
+    "target-corpus evaluation is skipped; to evaluate, use scmm_lightning.datamodules.CrossCorpusDataModule or "
+    "set data split.kind (trial/loso/cross_session/leave_subjects_out)"
+)
 
-def evaluation_target(datamodule: L.LightningDataModule | None):
+
+def evaluation_target(datamodule: L.LightningDataModule | None, required: bool = True):
     """The corpus to evaluate on: a CrossCorpusDataModule's target, else the datamodule itself
-    when its split has a test part."""
+    when its split has a test part; without one, an error (or ``None`` when not ``required``)."""
     target = getattr(datamodule, "target", datamodule)
     if target is None or getattr(target, "test_set", None) is None:
+        if not required:
+            return None
         raise ValueError(
             "target-corpus evaluation needs a datamodule with a test split: use "
             "scmm_lightning.datamodules.CrossCorpusDataModule (target with split.kind trial/loso/cross_session/"
