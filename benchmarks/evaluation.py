@@ -1,13 +1,19 @@
-"""The fine-tuning protocol on DEAP-shaped targets, in 1 and in 2 processes.
+"""The evaluation protocol, per-model loop vs batched engine, in ONE run.
 
-    python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500]
+    python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
 
-A DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of 32 x 5 DE, trials
-1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a transfer table
-(pre-trained encoder, random-init encoder, raw features). Each configuration runs the protocol for
-``--epochs`` fine-tuning epochs; the time per epoch is extrapolated to ``--full_epochs`` (the
-SEED -> DEAP reference setting's 500). Processes share the machine's cores (torch threads =
-cores / processes), and are compared inside this one run. Last line: JSON.
+Fine-tuning: a DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of
+32 x 5 DE, trials 1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a
+transfer table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epochs,
+projected to ``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on 15 SEED-IV-shaped
+subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4 classes), the
+CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe of main
+11f5091 (one problem at a time), for reference. Every configuration runs in its own spawned process
+(peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads = cores
+/ processes). Both engines must choose the same epochs and L2 values and agree on every metric to
+1e-6 (``same_results``), except that one
+borderline test window per subject may be predicted differently (the float32 summation order
+differs; such flips are counted). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -15,68 +21,155 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 
 from scmm_lightning.datamodules import WindowDataset
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
 from scmm_lightning.model import CNNEncoder
 
+TOLERANCE = 1e-6
+FLIPS: list[str] = []  # (row, subject) whose test predictions differ by exactly one window
+COMPARED = ("accuracy", "balanced_accuracy", "macro_f1", "val_balanced_accuracy")
 
-def deap_shaped(subjects: int) -> tuple[WindowDataset, WindowDataset]:
-    rng = np.random.default_rng(0)
-    trials, windows = 40, 60
+
+def shaped(subjects: int, trials: int, windows: int, channels: int, classes: int, fit_trials: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
     grid = np.meshgrid(np.arange(1, subjects + 1), np.arange(1, trials + 1), np.arange(windows), indexing="ij")
     meta = {"subject": grid[0].ravel(), "trial": grid[1].ravel(), "window": grid[2].ravel()}
     meta["session"] = np.ones_like(meta["subject"])
-    meta["label"] = rng.integers(0, 2, size=(subjects, trials))[grid[0] - 1, grid[1] - 1].ravel()
-    x = rng.standard_normal((len(meta["subject"]), 32, 5)).astype(np.float32) + 0.5 * meta["label"][:, None, None]
-    train = meta["trial"] <= 24
+    if classes == 2:  # DEAP: ratings differ per subject
+        meta["label"] = rng.integers(0, 2, size=(subjects, trials))[grid[0] - 1, grid[1] - 1].ravel()
+    else:
+        meta["label"] = meta["trial"] % classes
+    x = rng.standard_normal((len(meta["subject"]), channels, 5)).astype(np.float32)
+    x += 0.5 * meta["label"][:, None, None]
+    train = meta["trial"] <= fit_trials
     return (
         WindowDataset(x[train], {k: v[train] for k, v in meta.items()}),
         WindowDataset(x[~train], {k: v[~train] for k, v in meta.items()}),
     )
 
 
-def protocol(subjects: int, epochs: int) -> float:
-    train, test = deap_shaped(subjects)
+def deap_shaped(subjects: int) -> tuple[WindowDataset, WindowDataset]:
+    return shaped(subjects, 40, 60, 32, 2, 24)
+
+
+def old_probe_call(encoders, train, test, grid) -> None:  # noqa: ANN001
+    """main 11f5091's probe: torch L-BFGS (strong Wolfe, 100 iterations), one problem at a time."""
+    from scmm_lightning.evaluation import FinetuneConfig as Config
+    from scmm_lightning.evaluation.probe import embed
+    from scmm_lightning.evaluation.protocol import protocol_parts
+
+    def fit(x, y, k, l2):  # noqa: ANN001, ANN202
+        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        xs = (x - mean) / std
+        w = torch.zeros(xs.shape[1], k, requires_grad=True)
+        b = torch.zeros(k, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure():  # noqa: ANN202
+            opt.zero_grad()
+            loss = F.cross_entropy(xs @ w + b, y) + l2 * w.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+    for encoder in encoders.values():
+        h = embed(encoder, train.x)
+        for part in protocol_parts(train, test, Config()):
+            rows = part.fit | part.val
+            for l2 in grid:
+                fit(h[part.fit], train.meta["label"][part.fit], 4, l2)
+            fit(h[rows], train.meta["label"][rows], 4, grid[0])
+
+
+def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
     torch.manual_seed(0)
-    encoders = {
-        "pretrained": CNNEncoder(32, 5),
-        "random_init": CNNEncoder(32, 5),
-        "raw_features": FlattenFeatures(32, 5),
-    }
-    config = FinetuneConfig(epochs=epochs, batch_size=128)
+    device = torch.device(args["device"])
+    if kind == "finetune":
+        train, test = deap_shaped(args["subjects"])
+        encoders = {
+            "pretrained": CNNEncoder(32, 5),
+            "random_init": CNNEncoder(32, 5),
+            "raw_features": FlattenFeatures(32, 5),
+        }
+        kinds, classes = ("finetune",), 2
+        config = FinetuneConfig(epochs=args["epochs"], batch_size=128, engine=engine)
+    else:
+        train, test = shaped(15, 24, 21, 62, 4, 16)
+        encoders = {"cnn": CNNEncoder(62, 5), "raw_features": FlattenFeatures(62, 5)}
+        kinds, classes = ("probe",), 4
+        config = FinetuneConfig(engine="batched" if engine == "old_lbfgs" else engine)
+    encoders = {k: v.to(device) for k, v in encoders.items()}
     if dist.is_initialized():
         dist.barrier()
     t0 = time.perf_counter()
-    run_protocol(encoders, train, test, 2, config, 0, ("finetune",))
-    return time.perf_counter() - t0
+    if engine == "old_lbfgs":
+        old_probe_call(encoders, train, test, (1e-4, 1e-3, 1e-2, 1e-1, 1.0))
+        res = {}
+    else:
+        res = run_protocol(encoders, train, test, classes, config, 0, kinds)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    for per_method in res.values():
+        for per_subject in per_method.values():
+            for metrics in per_subject.values():
+                metrics.pop("confusion", None)
+    return seconds, res
 
 
-def worker(rank: int, size: int, port: int, subjects: int, epochs: int, queue) -> None:  # noqa: ANN001
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=size)
+def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, queue) -> None:  # noqa: ANN001
+    if size > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=size)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
-    seconds = protocol(subjects, epochs)
+    seconds, res = workload(kind, engine, args)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
     if rank == 0:
-        queue.put(seconds)
-    dist.destroy_process_group()
+        queue.put((seconds, res, peak))
+    if size > 1:
+        dist.destroy_process_group()
 
 
-def in_processes(size: int, subjects: int, epochs: int) -> float:
+def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.start_processes(worker, args=(size, port, subjects, epochs, queue), nprocs=size, join=True, start_method="spawn")
+    mp.start_processes(
+        worker, args=(size, port, kind, engine, args, queue), nprocs=size, join=True, start_method="spawn"
+    )
     return queue.get()
+
+
+def mismatches(a: dict, b: dict, keys: Sequence[str]) -> list[str]:
+    """Where two result sets differ: a chosen value (epoch, L2) or a metric beyond the tolerance."""
+    found = []
+    for kind in a:
+        for name in a[kind]:
+            for subject, ra in a[kind][name].items():
+                rb = b[kind][name][subject]
+                diffs = [f"{k} {ra.get(k)} vs {rb.get(k)}" for k in keys if ra.get(k) != rb.get(k)]
+                # a borderline test window may flip with the float32 summation order: at most one per subject
+                flips = round(abs(ra["accuracy"] - rb["accuracy"]) * ra["n_test"])
+                if flips > 1 or (flips == 0 and any(abs(ra[m] - rb[m]) > TOLERANCE for m in COMPARED if m in ra)):
+                    diffs.append(f"metrics {[(m, round(ra[m], 6), round(rb[m], 6)) for m in COMPARED if m in ra]}")
+                elif flips == 1:
+                    FLIPS.append(f"{kind}/{name}/subject {subject}")
+                found += [f"{kind}/{name}/subject {subject}: {d}" for d in diffs]
+    return found
 
 
 def main() -> None:
@@ -84,30 +177,53 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full_epochs", type=int, default=500)
-    args = p.parse_args()
-    torch.set_num_threads(os.cpu_count() or 2)
-    one = protocol(args.subjects, args.epochs)
-    two = in_processes(2, args.subjects, args.epochs)
-    models = 3 * args.subjects
-    scale = args.full_epochs / args.epochs
-    print(f"{args.subjects} DEAP-shaped subjects x 3 models, {args.epochs} fine-tuning epochs each")
-    print(f"  1 process:   {one:8.1f} s  (projected to {args.full_epochs} epochs: {one * scale / 60:.1f} min)")
-    print(f"  2 processes: {two:8.1f} s  (projected to {args.full_epochs} epochs: {two * scale / 60:.1f} min)")
-    print(f"  speed-up 2 vs 1 process: {one / two:.2f}x on {os.cpu_count()} cores")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to measure (CPU)")
+    args = vars(p.parse_args())
+    out: dict = {"device": args["device"], "cores": os.cpu_count()}
+    runs = {}
+    sizes = args["processes"] if args["device"] == "cpu" else [1]
+    for kind, engines in (("finetune", ("loop", "batched")), ("probe", ("old_lbfgs", "loop", "batched"))):
+        for engine in engines:
+            for size in sizes if engine != "old_lbfgs" else [1]:
+                seconds, res, peak = measure(kind, engine, size, args)
+                runs[(kind, engine, size)] = (seconds, res)
+                out[f"{kind}_{engine}_{size}p_seconds"] = round(seconds, 2)
+                out[f"{kind}_{engine}_{size}p_peak_mib"] = round(peak)
+                print(f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB", flush=True)
+    ft_loop, ft_batched = runs[("finetune", "loop", 1)], runs[("finetune", "batched", 1)]
+    pr_loop, pr_batched = runs[("probe", "loop", 1)], runs[("probe", "batched", 1)]
+    scale = args["full_epochs"] / args["epochs"]
+    out.update(
+        subjects=args["subjects"], models=3 * args["subjects"], epochs=args["epochs"],
+        finetune_speedup=round(ft_loop[0] / ft_batched[0], 3),
+        probe_speedup=round(pr_loop[0] / pr_batched[0], 3),
+        probe_speedup_vs_old_lbfgs=round(runs[("probe", "old_lbfgs", 1)][0] / pr_batched[0], 3),
+        projected_minutes_loop=round(ft_loop[0] * scale / 60, 1),
+        projected_minutes_batched=round(ft_batched[0] * scale / 60, 1),
+        tolerance=TOLERANCE,
+    )  # fmt: skip
+    checks = {
+        "finetune loop vs batched": mismatches(ft_loop[1], ft_batched[1], ("best_epoch",)),
+        "probe loop vs batched": mismatches(pr_loop[1], pr_batched[1], ("l2",)),
+        **{f"finetune batched 1 vs {s} processes": mismatches(ft_batched[1], runs[("finetune", "batched", s)][1],
+                                                               ("best_epoch",)) for s in sizes[1:]},
+        **{f"probe batched 1 vs {s} processes": mismatches(pr_batched[1], runs[("probe", "batched", s)][1], ("l2",))
+           for s in sizes[1:]},
+    }  # fmt: skip
+    for name, found in checks.items():
+        print(f"{name}: {'same' if not found else f'{len(found)} differences, e.g. ' + '; '.join(found[:3])}")
+    print(f"one borderline test window predicted differently (within the stated tolerance): {FLIPS or 'none'}")
+    out["same_results"] = not any(checks.values())
+    out["one_window_flips"] = len(FLIPS)
+    out["differences"] = {name: len(found) for name, found in checks.items()}
     print(
-        json.dumps(
-            {
-                "subjects": args.subjects,
-                "models": models,
-                "epochs": args.epochs,
-                "seconds_1_process": round(one, 2),
-                "seconds_2_processes": round(two, 2),
-                "speedup": round(one / two, 3),
-                "projected_minutes_1_process": round(one * scale / 60, 1),
-                "projected_minutes_2_processes": round(two * scale / 60, 1),
-            }
-        )
+        f"fine-tuning {3 * args['subjects']} models x {args['epochs']} epochs: loop {ft_loop[0]:.1f} s, batched "
+        f"{ft_batched[0]:.1f} s ({out['finetune_speedup']:.2f}x); projected to {args['full_epochs']} epochs: "
+        f"{out['projected_minutes_loop']} vs {out['projected_minutes_batched']} min"
     )
+    print(f"probe call: loop {pr_loop[0]:.1f} s, batched {pr_batched[0]:.1f} s ({out['probe_speedup']:.2f}x)")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -41,3 +41,23 @@ def test_fit_on_cuda(tiny_config: Path, tmp_path: Path, precision: str) -> None:
         ]
     )
     assert list(tmp_path.rglob("last.ckpt"))
+
+
+def test_batched_engine_equals_the_loop_on_cuda() -> None:
+    """The batched fine-tuning engine on the GPU: the same selected epochs as the per-model loop
+    there, metrics within one borderline test window per subject."""
+    from test_batched_evaluation import encoders, target
+
+    from scmm_lightning.evaluation import FinetuneConfig, run_protocol
+
+    train, test = target({1: 9, 2: 5, 3: 13, 4: 7})
+    gpu = {k: v.cuda() for k, v in encoders().items()}
+    results = {
+        engine: run_protocol(gpu, train, test, 3, FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, engine=engine), 7)
+        for engine in ("loop", "batched")
+    }
+    for name, per_subject in results["loop"]["finetune"].items():
+        for subject, a in per_subject.items():
+            b = results["batched"]["finetune"][name][subject]
+            assert a["best_epoch"] == b["best_epoch"], (name, subject)
+            assert abs(a["accuracy"] - b["accuracy"]) * a["n_test"] <= 1 + 1e-6, (name, subject)

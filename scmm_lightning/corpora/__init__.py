@@ -15,6 +15,7 @@ from .splits import (
     cross_session_split,
     leave_subjects_out_split,
     loso_split,
+    per_class_trial_split,
     rotating_validation,
     subject_folds,
     trial_split,
@@ -59,5 +60,6 @@ __all__ = [
     "select_channels",
     "rotating_validation",
     "subject_folds",
+    "per_class_trial_split",
     "trial_split",
 ]

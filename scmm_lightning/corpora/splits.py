@@ -23,6 +23,27 @@ def trial_split(metadata: dict[str, np.ndarray], first_k: int) -> tuple[np.ndarr
     return first, ~first
 
 
+def per_class_trial_split(
+    metadata: dict[str, np.ndarray], test_per_class: int, keep_per_class: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject and session, for every class: its latest ``test_per_class`` trials (by id) test,
+    the earlier ones fine-tune. A class with fewer than ``test_per_class + keep_per_class`` trials
+    there tests on all but ``keep_per_class`` of them (so it keeps a fine-tuning and a validation
+    trial), and one with ``keep_per_class`` or fewer is not tested there (the results then warn and
+    the ``test_classes`` column shows it). Every trial is on exactly one side."""
+    trial, label = np.asarray(metadata["trial"]), np.asarray(metadata["label"])
+    test = np.zeros(trial.shape, dtype=bool)
+    keys = np.stack([metadata["subject"], metadata["session"]], axis=1)
+    for key in np.unique(keys, axis=0):
+        in_group = (keys == key).all(axis=1)
+        for c in np.unique(label[in_group]):
+            trials = np.unique(trial[in_group & (label == c)])
+            n_test = max(0, min(test_per_class, len(trials) - keep_per_class))
+            if n_test:
+                test |= in_group & (label == c) & np.isin(trial, trials[len(trials) - n_test :])
+    return ~test, test
+
+
 def loso_split(metadata: dict[str, np.ndarray], test_subject: int) -> tuple[np.ndarray, np.ndarray]:
     """Leave one subject out: every other subject trains, ``test_subject`` tests."""
     subject = np.asarray(metadata["subject"])
@@ -62,13 +83,16 @@ class SplitConfig:
     """How windows are split into train and test, as a pure function of the metadata.
 
     ``trial``: per subject and session the first ``train_trials`` trials train, the rest test
-    (SEED's 9/6); ``loso``: ``test_subject`` tests, the others train; ``cross_session``:
+    (SEED's 9/6), or, with ``test_trials_per_class`` k, the latest k trials of EVERY class test and
+    the rest train (corpora whose label order makes "the first n trials" miss a class: SEED-IV's
+    first 12 session-1 trials hold 2 happy trials and its last 6 no sad one); ``loso``: ``test_subject`` tests, the others train; ``cross_session``:
     ``train_sessions`` vs ``test_sessions``; ``leave_subjects_out``: ``test_subjects`` test, the
     other subjects train; ``none``: everything trains (pre-training).
     """
 
     kind: Literal["trial", "loso", "cross_session", "leave_subjects_out", "none"] = "trial"
     train_trials: int = 9
+    test_trials_per_class: int | None = None
     test_subject: int | None = None
     test_subjects: list[int] | None = None
     train_sessions: list[int] = field(default_factory=lambda: [1, 2])
@@ -76,6 +100,13 @@ class SplitConfig:
 
     def masks(self, metadata: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "trial":
+            if self.test_trials_per_class is not None:
+                if self.test_trials_per_class < 1:
+                    raise ValueError(
+                        f"split.test_trials_per_class={self.test_trials_per_class}: give 1 or more (or leave it unset "
+                        "to use split.train_trials)"
+                    )
+                return per_class_trial_split(metadata, self.test_trials_per_class)
             return trial_split(metadata, self.train_trials)
         if self.kind == "loso":
             if self.test_subject is None:

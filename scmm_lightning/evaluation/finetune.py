@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,13 @@ class FinetuneConfig:
             (by id), or, given a list, those subject ids (e.g. to rotate them over folds).
         patience: stop when validation balanced accuracy has not improved for this many epochs
             (``None``: train every epoch; the chosen epoch is the same either way up to the stop).
+        engine: ``batched`` trains every model of a protocol call together as stacked models
+            (``evaluation/batched.py``; same seeds, batches, Adam steps and selection as the loop);
+            ``loop`` trains them one after another (the reference the batched engine is tested
+            against); ``auto``: batched on an accelerator, the loop on the CPU, where the stacked
+            models were measured no faster (0.9-1.1x on 2 cores, ``benchmarks/evaluation.py``: the
+            small CNN is bound by arithmetic and memory traffic there, not by per-model overhead) and
+            use ~2.6x the memory. The probe solves its problems together unless ``loop``.
     """
 
     epochs: int = 50
@@ -53,6 +61,7 @@ class FinetuneConfig:
     freeze_encoder: bool = False
     val_subjects: int | list[int] = 1
     patience: int | None = None
+    engine: Literal["auto", "batched", "loop"] = "auto"
 
 
 def split_finetune_validation(
@@ -80,6 +89,16 @@ def split_finetune_validation(
                 "subject more fine-tuning trials with the target split)"
             )
     return ~val, val
+
+
+def fit_summary(logits: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:
+    """How well a model fits its own training rows at the selected epoch: ``train_accuracy`` and the
+    majority-class rate ``train_majority`` it must beat to have learnt anything."""
+    counts = torch.bincount(y, minlength=num_classes)
+    return {
+        "train_accuracy": (logits.argmax(1) == y).float().mean().item(),
+        "train_majority": (counts.max() / counts.sum()).item(),
+    }
 
 
 def finetune(
@@ -150,7 +169,9 @@ def finetune(
             break
     model.load_state_dict(best_state)
     test_logits, _ = evaluate(test_x, test_y)
+    train_logits, _ = evaluate(train_x, train_y)
     metrics = classification_metrics(test_logits, test_y, num_classes)
+    metrics.update(fit_summary(train_logits, train_y, num_classes))
     if test_groups is not None:
         metrics["groups"] = {
             int(g): classification_metrics(test_logits[test_groups == g], test_y[test_groups == g], num_classes)

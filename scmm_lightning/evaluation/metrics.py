@@ -1,36 +1,45 @@
-"""Classification metrics (torchmetrics), correct for binary and multi-class targets."""
+"""Classification metrics over the classes present in the part scored, for binary and multi-class targets."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    multiclass_accuracy,
-    multiclass_auroc,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-)
+from torchmetrics.functional.classification import binary_auroc, multiclass_confusion_matrix
 
 
-def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float | Tensor]:
-    """Accuracy, balanced accuracy (mean per-class recall), macro-F1, AUROC (binary: on P(class 1); multi-class: macro one-vs-rest) and the
-    confusion matrix (rows true, columns predicted). Classes absent from ``target`` make AUROC NaN."""
+def classification_metrics(logits: Tensor, target: Tensor, num_classes: int) -> dict[str, float | Tensor | str]:
+    """Accuracy; balanced accuracy = mean recall over the classes PRESENT in ``target`` (as
+    scikit-learn's ``balanced_accuracy_score``: a class absent from the scored part has no recall,
+    and a prediction of it is simply an error of the true class); macro-F1 over the same present
+    classes (``f1_score(average="macro", labels=present)``); AUROC (binary: on P(class 1);
+    multi-class: macro one-vs-rest over the present classes; NaN with fewer than two present); the
+    confusion matrix (rows true, columns predicted, every corpus class) and ``test_classes``, the
+    present classes as ``"0;1;2"``."""
     logits, target = logits.float(), target.long()
     pred = logits.argmax(dim=1)
     probs = torch.softmax(logits, dim=1)
-    acc = multiclass_accuracy(pred, target, num_classes, average="micro").item()
-    balanced = multiclass_accuracy(pred, target, num_classes, average="macro").item()
-    f1 = multiclass_f1_score(pred, target, num_classes, average="macro").item()
-    present = torch.unique(target).numel()
-    if present < 2:
+    present = torch.unique(target)
+    confusion = multiclass_confusion_matrix(pred, target, num_classes)
+    tp = confusion.diagonal().float()
+    recall = tp[present] / confusion.sum(1).float()[present]
+    predicted = confusion.sum(0).float()[present]
+    precision = torch.where(predicted > 0, tp[present] / predicted.clamp_min(1), 0.0)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-12), 0.0)
+    acc = (pred == target).float().mean().item() if len(target) else float("nan")
+    if len(present) < 2:
         auroc = float("nan")
     elif num_classes == 2:
         auroc = binary_auroc(probs[:, 1], target).item()
     else:
-        auroc = multiclass_auroc(probs, target, num_classes, average="macro").item()
-    confusion = multiclass_confusion_matrix(pred, target, num_classes)
-    return {"accuracy": acc, "balanced_accuracy": balanced, "macro_f1": f1, "auroc": auroc, "confusion": confusion}
+        auroc = float(torch.stack([binary_auroc(probs[:, c], (target == c).long()) for c in present.tolist()]).mean())
+    return {
+        "accuracy": acc,
+        "balanced_accuracy": recall.mean().item() if len(present) else float("nan"),
+        "macro_f1": f1.mean().item() if len(present) else float("nan"),
+        "auroc": auroc,
+        "confusion": confusion,
+        "test_classes": ";".join(str(c) for c in present.tolist()),
+    }
 
 
 def present_class_balanced_accuracy(logits: Tensor, target: Tensor) -> float:

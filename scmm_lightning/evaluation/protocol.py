@@ -12,9 +12,10 @@ from torch import Tensor, nn
 from ..datamodules import WindowDataset
 from ..distributed import gather_objects, world
 from ..seeding import subject_seed
-from .finetune import FinetuneConfig, finetune, split_finetune_validation
+from .batched import FinetuneJob, finetune_batched
+from .finetune import FinetuneConfig, finetune, fit_summary, split_finetune_validation
 from .metrics import classification_metrics
-from .probe import L2_GRID, embed, select_and_fit_probe
+from .probe import L2_GRID, embed, module_device, select_and_fit_probes
 
 
 @dataclass
@@ -73,7 +74,12 @@ def protocol_parts(
     return parts
 
 
-_SCORES = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion")
+def _model_seed(seed: int, method_index: int, part: Part) -> int:
+    """A fine-tuning model's seed: from the run seed, the method's position and the subject only."""
+    return subject_seed(subject_seed(seed, 0, method_index), part.key, 1 if part.cross_subject else 0)
+
+
+_SCORES = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion", "test_classes")
 
 
 def _scored(logits: Tensor, y: Tensor, groups: Tensor | None, num_classes: int) -> dict:
@@ -114,34 +120,64 @@ def run_protocol(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc=f"evaluation ({size} process{'es' if size > 1 else ''})", unit="model")
-    embeddings: dict[str, tuple[Tensor, Tensor]] = {}
     done = []
     y, test_y = train.meta["label"], test.meta["label"]
-    for kind, k, name, part in mine:
-        groups = test.meta["subject"][part.test] if part.cross_subject else None
-        if kind == "probe":
-            if name not in embeddings:
-                embeddings[name] = (embed(encoders[name], train.x), embed(encoders[name], test.x))
-            h, h_test = embeddings[name]
-            rows = part.fit | part.val
-            probe, l2, val_bacc = select_and_fit_probe(
-                h[rows], y[rows], part.val[rows], num_classes, l2_grid, balanced_probe
-            )
-            metrics = _scored(probe(h_test[part.test]), test_y[part.test], groups, num_classes)
-            metrics.update(l2=l2, val_balanced_accuracy=val_bacc)
-        else:
-            model_seed = subject_seed(subject_seed(seed, 0, k), part.key, 1 if part.cross_subject else 0)
-            metrics = finetune(
-                encoders[name],
-                num_classes,
-                (train.x[part.fit], y[part.fit]),
-                (train.x[part.val], y[part.val]),
-                (test.x[part.test], test_y[part.test]),
-                config,
-                model_seed,
-                test_groups=groups,
-            )
+    devices = {module_device(e).type for e in encoders.values()}
+    if config.engine == "batched" or (config.engine == "auto" and devices != {"cpu"}):
+        # this rank's fine-tuning jobs trained together
+        tuned = [job for job in mine if job[0] == "finetune"]
+        stacked = finetune_batched(
+            [
+                FinetuneJob(
+                    encoders[name], _model_seed(seed, k, part), part.fit.nonzero().squeeze(1),
+                    part.val.nonzero().squeeze(1), part.test.nonzero().squeeze(1),
+                    test.meta["subject"][part.test] if part.cross_subject else None,
+                )
+                for _, k, name, part in tuned
+            ],
+            (train.x, y), (test.x, test_y), num_classes, config,
+        )  # fmt: skip
+        for (kind, _, name, part), metrics in zip(tuned, stacked):
             metrics.pop("history")
+            metrics.update(n_finetune=int(part.fit.sum()), n_val=int(part.val.sum()))
+            done.append((kind, name, part.key, metrics))
+        if bar is not None:
+            bar.update(size * len(tuned))
+        mine = [job for job in mine if job[0] != "finetune"]
+    probed: dict[str, list] = {}
+    for job in mine:
+        if job[0] == "probe":
+            probed.setdefault(job[2], []).append(job)
+    for name, probe_jobs in probed.items():  # per encoder: every part x every L2 value solved together
+        h, h_test = embed(encoders[name], train.x), embed(encoders[name], test.x)
+        tasks = [
+            (h[part.fit | part.val], y[part.fit | part.val], part.val[part.fit | part.val]) for *_, part in probe_jobs
+        ]
+        fitted = select_and_fit_probes(tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop")
+        for (kind, _, _, part), (probe, l2, val_bacc) in zip(probe_jobs, fitted):
+            groups = test.meta["subject"][part.test] if part.cross_subject else None
+            metrics = _scored(probe(h_test[part.test]), test_y[part.test], groups, num_classes)
+            metrics.update(fit_summary(probe(h[part.fit | part.val]), y[part.fit | part.val], num_classes))
+            metrics.update(
+                l2=l2, val_balanced_accuracy=val_bacc, n_finetune=int(part.fit.sum()), n_val=int(part.val.sum())
+            )
+            done.append((kind, name, part.key, metrics))
+        if bar is not None:
+            bar.update(size * len(probe_jobs))
+    mine = [job for job in mine if job[0] != "probe"]
+    for kind, k, name, part in mine:  # the per-model fine-tuning loop (engine: loop)
+        groups = test.meta["subject"][part.test] if part.cross_subject else None
+        metrics = finetune(
+            encoders[name],
+            num_classes,
+            (train.x[part.fit], y[part.fit]),
+            (train.x[part.val], y[part.val]),
+            (test.x[part.test], test_y[part.test]),
+            config,
+            _model_seed(seed, k, part),
+            test_groups=groups,
+        )
+        metrics.pop("history")
         metrics.update(n_finetune=int(part.fit.sum()), n_val=int(part.val.sum()))
         done.append((kind, name, part.key, metrics))
         if bar is not None:
@@ -163,7 +199,56 @@ def run_protocol(
     for kind in results:
         for name in results[kind]:
             results[kind][name] = dict(sorted(results[kind][name].items()))
+    warn_missing_test_classes(results, num_classes)
+    warn_unfitted(results)
     return results
+
+
+def warn_unfitted(results: dict) -> None:
+    """One warning naming the rows whose model, at its selected epoch, does not beat the majority
+    class on its own training rows (it learnt nothing it could show: under-trained, or a budget too
+    small for the data; its test figure says nothing about its encoder)."""
+    rows = [
+        f"{kind}/{name}/subject {subject} ({m['train_accuracy']:.3f} <= {m['train_majority']:.3f})"
+        for kind, per_method in results.items()
+        for name, per_subject in per_method.items()
+        for subject, m in per_subject.items()
+        if "train_accuracy" in m and m["train_accuracy"] <= m["train_majority"]
+    ]
+    if rows and world()[0] == 0:
+        import warnings
+
+        warnings.warn(
+            f"{len(rows)} row(s) do not beat the majority class on their own training data (train_accuracy <= "
+            f"majority rate): {', '.join(rows[:12])}{' ...' if len(rows) > 12 else ''}. Raise the fine-tuning "
+            "budget (epochs, lr) or check the data",
+            stacklevel=3,
+        )
+
+
+def warn_missing_test_classes(results: dict, num_classes: int) -> None:
+    """One warning naming the target subjects whose test part lacks a class of the target (their
+    balanced accuracy and macro-F1 average over the classes present only; a table scored on fewer
+    classes than it names says less than it seems)."""
+    missing = {}
+    for per_method in results.values():
+        for per_subject in per_method.values():
+            for subject, metrics in per_subject.items():
+                present = {int(c) for c in str(metrics.get("test_classes", "")).split(";") if c != ""}
+                lacking = sorted(set(range(num_classes)) - present)
+                if lacking:
+                    missing[subject] = lacking
+            break  # every row scores the same test parts
+        break
+    if missing and world()[0] == 0:
+        import warnings
+
+        listed = ", ".join(f"subject {s}: {c}" for s, c in sorted(missing.items()))
+        warnings.warn(
+            f"test parts lack target classes (class ids; metrics there average over the classes present, column "
+            f"test_classes): {listed}. Use a target split that tests every class (e.g. split.test_trials_per_class)",
+            stacklevel=3,
+        )
 
 
 def linear_probe(

@@ -35,6 +35,8 @@ COLUMNS = (
     "n_finetune",
     "n_val",
     "n_test",
+    "train_accuracy",
+    "test_classes",
 )
 
 
@@ -63,7 +65,7 @@ def read_rows(path: str | Path, **extra: object) -> list[dict]:
         for r in csv.DictReader(fh):
             row: dict = {}
             for k, v in r.items():
-                if k in ("method",):
+                if k in ("method", "test_classes"):
                     row[k] = v
                 elif v in ("", None):
                     row[k] = None

@@ -1,0 +1,129 @@
+"""Many multinomial logistic regressions solved at once: the linear probe's solver.
+
+Each problem ``p`` has its own rows (padded to one length, padding weighted 0), its own feature
+standardisation (done by the caller) and its own L2 penalty, and minimises
+
+    f_p(W, b) = sum_i w_i * CE(x_i W + b, y_i) / sum_i w_i  +  l2_p * ||W||_F^2
+
+(``w_i`` = 1, or n / (K * n_class) for class-balanced probes: the weighted mean cross-entropy of
+``F.cross_entropy(weight=...)``; the bias is not penalised). So ``l2`` is on the scale of a mean
+loss: with standardised features, ``l2 = 1 / (2 C n)`` is scikit-learn's ``C`` for ``n`` rows.
+
+The problems are solved together by L-BFGS (history 10) with an Armijo backtracking line search,
+both vectorised over problems: every problem takes its own steps, keeps its own curvature pairs and
+stops on its own (gradient max-norm below ``tol``), so solving one problem alone (``P = 1``, the
+per-problem loop) gives the same iterates. Float64 throughout: the problems are strongly convex, and
+the solution (not an iteration budget) is what is compared between engines and with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _objective(theta: Tensor, x: Tensor, y1h: Tensor, w: Tensor, l2: Tensor, groups: int) -> tuple[Tensor, Tensor]:
+    """theta (S*G, D*K + K) -> objective (S*G,) and gradient (S*G, D*K + K)."""
+    s, n, d = x.shape
+    k = y1h.shape[-1]
+    t = theta.view(s, groups, d * k + k)
+    weight = t[..., : d * k].reshape(s, groups, d, k)
+    bias = t[..., d * k :]
+    logits = torch.einsum("snd,sgdk->sgnk", x, weight) + bias[:, :, None, :]
+    logp = torch.log_softmax(logits, dim=-1)
+    norm = w.sum(1).clamp_min(1e-300)  # (s,)
+    ce = -(logp * y1h[:, None]).sum(-1)  # (s, g, n)
+    penalty = l2 * weight.pow(2).sum((2, 3))
+    f = (ce * w[:, None]).sum(-1) / norm[:, None] + penalty
+    # d CE / d logits = softmax - onehot, weighted by w_i / sum w
+    dlogits = (logp.exp() - y1h[:, None]) * (w / norm[:, None])[:, None, :, None]
+    g_weight = torch.einsum("snd,sgnk->sgdk", x, dlogits) + 2 * l2[..., None, None] * weight
+    g_bias = dlogits.sum(2)
+    grad = torch.cat([g_weight.reshape(s, groups, d * k), g_bias], dim=-1)
+    return f.reshape(-1), grad.reshape(s * groups, -1)
+
+
+def solve_logistic(
+    x: Tensor,
+    y: Tensor,
+    w: Tensor,
+    l2: Tensor,
+    num_classes: int,
+    max_iter: int = 500,
+    tol: float = 1e-5,
+    history: int = 10,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Solve S x G problems: ``x`` (S, n, D) standardised rows, ``y`` (S, n) labels, ``w`` (S, n)
+    row weights (0 = padding), ``l2`` (S, G) penalties (G problems share each row set). Returns
+    ``weight`` (S, G, D, K), ``bias`` (S, G, K) and the iterations each problem took (S, G)."""
+    x, w, l2 = x.double(), w.double(), l2.double()
+    s, n, d = x.shape
+    groups, k = l2.shape[1], num_classes
+    y1h = torch.nn.functional.one_hot(y.clamp_min(0), k).double() * (w > 0)[..., None]
+    dim = d * k + k
+    opts = dict(dtype=torch.float64, device=x.device)
+    theta = torch.zeros(s, groups, dim, **opts)
+    f, g = _objective(theta.view(-1, dim), x, y1h, w, l2, groups)
+    f, g = f.view(s, groups), g.view(s, groups, dim)
+    s_hist = torch.zeros(history, s, groups, dim, **opts)
+    y_hist = torch.zeros_like(s_hist)
+    rho = torch.zeros(history, s, groups, **opts)
+    gamma = torch.ones(s, groups, **opts)
+    active = g.abs().amax(-1) > tol
+    iters = torch.zeros(s, groups, dtype=torch.long, device=x.device)
+    for it in range(max_iter):
+        live = active.any(1).nonzero().squeeze(1)  # row sets with a problem still running
+        if len(live) == 0:
+            break
+        # the live sets only (a solved set costs nothing more); every problem stays independent
+        lx, ly, lw, ll2 = x[live], y1h[live], w[live], l2[live]
+        th, fl, gl, act = theta[live], f[live], g[live], active[live]
+        sh, yh, rh, gm = s_hist[:, live], y_hist[:, live], rho[:, live], gamma[live]
+        q = gl.clone()
+        order = [(it - 1 - i) % history for i in range(min(it, history))]
+        alphas = []
+        for j in order:  # two-loop recursion (slots with rho = 0 hold no pair and contribute nothing)
+            a = rh[j] * (sh[j] * q).sum(-1)
+            q -= a[..., None] * yh[j]
+            alphas.append(a)
+        r = q * gm[..., None]
+        for j, a in zip(reversed(order), reversed(alphas)):
+            b = rh[j] * (yh[j] * r).sum(-1)
+            r += sh[j] * (a - b)[..., None]
+        direction = -r
+        if it == 0:  # first step: steepest descent scaled as torch's L-BFGS does
+            direction = -gl * torch.clamp(1.0 / gl.abs().sum(-1), max=1.0)[..., None]
+        slope = (gl * direction).sum(-1)
+        bad = slope >= 0  # not a descent direction (numerical trouble): restart from -g
+        direction = torch.where(bad[..., None], -gl, direction)
+        slope = torch.where(bad, -(gl * gl).sum(-1), slope)
+        step = torch.ones_like(fl)
+        pending = act.clone()
+        new_th, new_f, new_g = th.clone(), fl.clone(), gl.clone()
+        for _ in range(40):  # Armijo backtracking, per problem
+            trial = th + step[..., None] * direction
+            tf, tg = _objective(trial.view(-1, dim), lx, ly, lw, ll2, groups)
+            tf, tg = tf.view_as(fl), tg.view_as(gl)
+            ok = pending & (tf <= fl + 1e-4 * step * slope)
+            new_th = torch.where(ok[..., None], trial, new_th)
+            new_f = torch.where(ok, tf, new_f)
+            new_g = torch.where(ok[..., None], tg, new_g)
+            pending &= ~ok
+            if not pending.any():
+                break
+            step = torch.where(pending, step * 0.5, step)
+        moved = act & ~pending
+        sk, yk = new_th - th, new_g - gl
+        sy = (sk * yk).sum(-1)
+        good = moved & (sy > 1e-10)
+        slot = it % history
+        s_hist[slot, live] = torch.where(good[..., None], sk, torch.zeros_like(sk))
+        y_hist[slot, live] = torch.where(good[..., None], yk, torch.zeros_like(yk))
+        rho[slot, live] = torch.where(good, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
+        gamma[live] = torch.where(good, sy / (yk * yk).sum(-1).clamp_min(1e-300), gm)
+        iters[live] += act.long()
+        theta[live] = torch.where(moved[..., None], new_th, th)
+        f[live] = torch.where(moved, new_f, fl)
+        g[live] = torch.where(moved[..., None], new_g, gl)
+        active[live] = moved & (g[live].abs().amax(-1) > tol)
+    return theta[..., : d * k].reshape(s, groups, d, k), theta[..., d * k :], iters

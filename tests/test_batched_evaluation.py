@@ -1,0 +1,142 @@
+"""The batched evaluation engine against the per-model loop it replaces, and the probe's solver
+against scikit-learn.
+
+Tolerance: the stacked models compute the same float32 operations in another order (a convolution
+as a batched matrix product, batched reductions), so logits differ by ~1e-6; over a few epochs of
+Adam the selected epoch and the test predictions stay the same. Metrics are compared to 1e-6 and
+the selected epoch and L2 exactly; the probe's float64 solver to 1e-9 in its weights' predictions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from scmm_lightning.datamodules import WindowDataset
+from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
+from scmm_lightning.model import CNNEncoder
+
+METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "val_balanced_accuracy",
+    "optimistic_best_test_acc",
+    "train_accuracy",
+)
+
+
+def target(sizes: dict[int, int], trials: int = 8, cross_subject: bool = False, classes: int = 3, seed: int = 0):
+    """Subjects with unequal numbers of windows per trial (``sizes``), labels cycling over trials;
+    within-subject: trials 1..6 fine-tune, the rest test; cross-subject: the last subject tests."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for subject, windows in sizes.items():
+        for trial in range(1, trials + 1):
+            for w in range(windows):
+                rows.append((subject, trial, w, trial % classes))
+    meta = {k: np.array(v) for k, v in zip(("subject", "trial", "window", "label"), zip(*rows))}
+    meta["session"] = np.ones(len(rows), int)
+    x = rng.standard_normal((len(rows), 6, 5)).astype(np.float32) + 0.7 * meta["label"][:, None, None]
+    if cross_subject:
+        train = meta["subject"] != max(sizes)
+    else:
+        train = meta["trial"] <= 6
+    make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
+    return make(train), make(~train)
+
+
+class TinyMLP(nn.Module):
+    """An encoder outside the shipped ones (runs through the generic vmap path)."""
+
+    def __init__(self, num_channels: int, num_bands: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(num_channels * num_bands, 16), nn.BatchNorm1d(16), nn.GELU())
+        self.out_features = 16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def encoders() -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    return {"cnn": CNNEncoder(6, 5, widths=(8, 16)), "mlp": TinyMLP(6, 5), "raw_features": FlattenFeatures(6, 5)}
+
+
+def assert_same(loop: dict, batched: dict) -> None:
+    for kind in loop:
+        for name in loop[kind]:
+            assert loop[kind][name].keys() == batched[kind][name].keys()
+            for subject, a in loop[kind][name].items():
+                b = batched[kind][name][subject]
+                where = f"{kind}/{name}/subject {subject}"
+                for key in ("best_epoch", "l2", "n_finetune", "n_val", "n_test"):
+                    assert a.get(key) == b.get(key), (where, key, a.get(key), b.get(key))
+                for key in METRICS:
+                    if key in a:
+                        assert a[key] == pytest.approx(b[key], abs=1e-6), (where, key)
+                assert torch.equal(a["confusion"], b["confusion"]), where
+
+
+@pytest.mark.parametrize(
+    "cross_subject,patience,freeze",
+    [(False, None, False), (True, None, False), (False, 2, False), (False, None, True)],
+    ids=["within-subject", "cross-subject", "patience", "frozen-encoder"],
+)
+def test_batched_engine_equals_the_loop(cross_subject: bool, patience: int | None, freeze: bool) -> None:
+    """Every row, unequal subject sizes (so different numbers of batches per epoch, and last batches
+    of different sizes): the same selected epochs, L2 values and metrics as the per-model loop."""
+    train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
+    results = {}
+    for engine in ("loop", "batched"):
+        config = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, patience=patience, freeze_encoder=freeze,
+                                engine=engine, val_subjects=1)  # fmt: skip
+        results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
+    assert_same(results["loop"], results["batched"])
+    epochs = [r["best_epoch"] for r in results["batched"]["finetune"]["cnn"].values()]
+    assert len(set(epochs)) > 1 or cross_subject  # models selected different epochs: selection is per model
+
+
+def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:
+    class Stateful(nn.Module):  # .item() inside forward: not batchable by vmap
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(30, 8)
+            self.out_features = 8
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.lin(x.flatten(1))
+            return h * (1.0 if h.sum().item() > -1e9 else 0.0)
+
+    train, test = target({1: 6, 2: 6})
+    torch.manual_seed(0)
+    encoder = {"odd": Stateful()}
+    loop = run_protocol(encoder, train, test, 3, FinetuneConfig(epochs=2, batch_size=8, engine="loop"), 3)
+    with pytest.warns(UserWarning, match="cannot be stacked"):
+        batched = run_protocol(encoder, train, test, 3, FinetuneConfig(epochs=2, batch_size=8, engine="batched"), 3)
+    assert_same(loop, batched)
+
+
+def test_the_probe_solver_reaches_scikit_learns_optimum() -> None:
+    """Our objective (mean cross-entropy + l2 ||W||^2 on standardised features) is scikit-learn's
+    LogisticRegression with C = 1 / (2 l2 n): the same weights and predictions."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from scmm_lightning.evaluation.logistic import solve_logistic
+
+    rng = np.random.default_rng(0)
+    n, d, k = 240, 20, 3
+    y = rng.integers(0, k, n)
+    x = rng.standard_normal((n, d))
+    x[:, :k] += 1.5 * np.eye(k)[y]
+    x = (x - x.mean(0)) / x.std(0)
+    grid = [1e-3, 1e-2, 1e-1]
+    weight, bias, _ = solve_logistic(
+        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, n), torch.tensor([grid]), k
+    )
+    for g, l2 in enumerate(grid):
+        ref = sklearn.LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000).fit(x, y)
+        np.testing.assert_allclose(weight[0, g].numpy(), ref.coef_.T, atol=2e-4)
+        np.testing.assert_allclose(bias[0, g].numpy(), ref.intercept_, atol=2e-4)
+        assert (np.argmax(x @ weight[0, g].numpy() + bias[0, g].numpy(), 1) == ref.predict(x)).all()
