@@ -19,14 +19,17 @@ from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_proto
 from scmm_lightning.model import CNNEncoder
 
 
-def toy() -> tuple[dict, WindowDataset, WindowDataset]:
+def toy(
+    subjects: int = 3, trials: int = 8, windows: int = 6, signal: float = 0.8
+) -> tuple[dict, WindowDataset, WindowDataset]:
+    """Subjects x alternating-label trials x windows of 6 x 5 features shifted by ``signal`` per
+    class; trials 1-6 train, the rest test."""
     rng = np.random.default_rng(0)
-    subjects, trials, windows = 3, 8, 6
     n = subjects * trials * windows
     grid = np.meshgrid(np.arange(1, subjects + 1), np.arange(1, trials + 1), np.arange(windows), indexing="ij")
     meta = {"subject": grid[0].ravel(), "session": np.ones(n, int), "trial": grid[1].ravel(), "window": grid[2].ravel()}
     meta["label"] = (meta["trial"] % 2).astype(int)
-    x = rng.standard_normal((n, 6, 5)).astype(np.float32) + meta["label"][:, None, None] * 0.8
+    x = rng.standard_normal((n, 6, 5)).astype(np.float32) + meta["label"][:, None, None] * signal
     train = meta["trial"] <= 6
     make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
     torch.manual_seed(0)

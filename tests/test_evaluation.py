@@ -107,7 +107,6 @@ def test_diagnostics_against_analytic_values() -> None:
 def test_diagnostics_callback_measures_the_module_it_is_given(tmp_path: Path) -> None:
     """The soft-weight statistic equals the loop reference's mean weight over non-positive pairs of
     the same rows (originals and one masked copy); a tiny fit logs every figure and writes the plot."""
-    import numpy as np
     from reference_loops import soft_weights_loop
 
     from scmm_lightning.callbacks import LinearProbe, RepresentationDiagnostics
@@ -145,18 +144,10 @@ def _noisy_probe_target() -> tuple:
     """3 subjects x 10 alternating-label trials x 8 windows, a weak class signal in 30 noisy
     features: the L2 penalty changes the test predictions (unlike a separable toy, where every L2
     scores 1.0 and a probe that chose on test labels could not be told apart)."""
-    from scmm_lightning.datamodules import WindowDataset
+    from ddp_evaluation_worker import toy
 
-    rng = np.random.default_rng(0)
-    subjects, trials, windows = 3, 10, 8
-    n = subjects * trials * windows
-    grid = np.meshgrid(np.arange(1, subjects + 1), np.arange(1, trials + 1), np.arange(windows), indexing="ij")
-    meta = {"subject": grid[0].ravel(), "session": np.ones(n, int), "trial": grid[1].ravel(), "window": grid[2].ravel()}
-    meta["label"] = (meta["trial"] % 2).astype(int)
-    x = rng.standard_normal((n, 6, 5)).astype(np.float32) + meta["label"][:, None, None] * 0.25
-    train = meta["trial"] <= 6
-    make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
-    return make(train), make(~train)
+    _, train, test = toy(trials=10, windows=8, signal=0.25)
+    return train, test
 
 
 def test_the_probe_never_sees_test_labels() -> None:

@@ -11,6 +11,23 @@ import torch
 from scmm_lightning.evaluation import classification_metrics
 
 
+def one_subject(n_trials: int, label_of, shift: float):  # noqa: ANN001, ANN201
+    """One subject, one session, ``n_trials`` trials of 4 windows of 2 x 5 features, labels
+    ``label_of(trial)``, features shifted by ``shift`` x label."""
+    rng = np.random.default_rng(0)
+    trials = np.repeat(np.arange(1, n_trials + 1), 4)
+    n = len(trials)
+    meta = {
+        "subject": np.ones(n, int),
+        "session": np.ones(n, int),
+        "trial": trials,
+        "window": np.tile(np.arange(4), n_trials),
+    }
+    meta["label"] = label_of(trials)
+    x = rng.standard_normal((n, 2, 5)).astype(np.float32) + shift * meta["label"][:, None, None]
+    return trials, meta, x
+
+
 def logits_for(pred: list[int], k: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.tensor(pred), k).float() * 5
 
@@ -56,16 +73,7 @@ def test_a_protocol_whose_test_part_lacks_a_class_warns_once_naming_it() -> None
     from scmm_lightning.datamodules import WindowDataset
     from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
 
-    rng = np.random.default_rng(0)
-    trials = np.repeat(np.arange(1, 10), 4)
-    meta = {
-        "subject": np.ones(36, int),
-        "session": np.ones(36, int),
-        "trial": trials,
-        "window": np.tile(np.arange(4), 9),
-    }
-    meta["label"] = trials % 3
-    x = rng.standard_normal((36, 2, 5)).astype(np.float32)
+    trials, meta, x = one_subject(9, lambda t: t % 3, shift=0.0)
     train = trials <= 6
     test = (trials > 6) & (meta["label"] != 2)  # class 2 untested
     make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
@@ -83,16 +91,7 @@ def test_train_accuracy_is_reported_and_a_model_that_learnt_nothing_is_named() -
     from scmm_lightning.datamodules import WindowDataset
     from scmm_lightning.evaluation import FlattenFeatures, linear_probe
 
-    rng = np.random.default_rng(0)
-    trials = np.repeat(np.arange(1, 13), 4)
-    meta = {
-        "subject": np.ones(48, int),
-        "session": np.ones(48, int),
-        "trial": trials,
-        "window": np.tile(np.arange(4), 12),
-    }
-    meta["label"] = (trials % 3 == 0).astype(int)  # trials 3, 6, 9, 12 are class 1
-    x = rng.standard_normal((48, 2, 5)).astype(np.float32) + meta["label"][:, None, None]
+    trials, meta, x = one_subject(12, lambda t: (t % 3 == 0).astype(int), shift=1.0)  # 3, 6, 9, 12: class 1
     train = trials <= 9
     make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
     with pytest.warns(UserWarning, match=r"do not beat the majority class.*probe/encoder/subject 1"):
