@@ -96,7 +96,7 @@ def test_train_accuracy_is_reported_and_a_model_that_learnt_nothing_is_named() -
     make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
     with pytest.warns(UserWarning, match=r"do not beat the majority class.*probe/encoder/subject 1"):
         res = linear_probe(FlattenFeatures(2, 5), make(train), make(~train), 2, l2=1e6)
-    assert res[1]["train_majority"] == pytest.approx(24 / 36)
-    assert res[1]["train_accuracy"] == pytest.approx(24 / 36)
+    assert res[1]["train_accuracy"] == pytest.approx(24 / 36)  # the majority rate
+    assert res[1]["train_balanced_accuracy"] == pytest.approx(0.5) == res[1]["train_chance"]
     sensible = linear_probe(FlattenFeatures(2, 5), make(train), make(~train), 2, l2=1e-2)
     assert sensible[1]["train_accuracy"] > 24 / 36

@@ -92,12 +92,17 @@ def split_finetune_validation(
 
 
 def fit_summary(logits: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:
-    """How well a model fits its own training rows at the selected epoch: ``train_accuracy`` and the
-    majority-class rate ``train_majority`` it must beat to have learnt anything."""
-    counts = torch.bincount(y, minlength=num_classes)
+    """How well a model fits its own training rows at the selected epoch: ``train_accuracy``, and
+    ``train_balanced_accuracy`` next to ``train_chance`` (1 / the classes present), which is what
+    predicting the majority class (or any one class) scores: a model at or below it has learnt
+    nothing it can show, whether its loss was class-weighted or not."""
+    pred = logits.argmax(1)
+    present = torch.unique(y)
+    recalls = torch.stack([(pred[y == c] == c).float().mean() for c in present])
     return {
-        "train_accuracy": (logits.argmax(1) == y).float().mean().item(),
-        "train_majority": (counts.max() / counts.sum()).item(),
+        "train_accuracy": (pred == y).float().mean().item(),
+        "train_balanced_accuracy": recalls.mean().item(),
+        "train_chance": 1.0 / len(present),
     }
 
 

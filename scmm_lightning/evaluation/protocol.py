@@ -206,21 +206,22 @@ def run_protocol(
 
 def warn_unfitted(results: dict) -> None:
     """One warning naming the rows whose model, at its selected epoch, does not beat the majority
-    class on its own training rows (it learnt nothing it could show: under-trained, or a budget too
+    class on its own training rows: training balanced accuracy at or below chance, which is what
+    predicting one class scores (it learnt nothing it could show: under-trained, or a budget too
     small for the data; its test figure says nothing about its encoder)."""
     rows = [
-        f"{kind}/{name}/subject {subject} ({m['train_accuracy']:.3f} <= {m['train_majority']:.3f})"
+        f"{kind}/{name}/subject {subject} ({m['train_balanced_accuracy']:.3f})"
         for kind, per_method in results.items()
         for name, per_subject in per_method.items()
         for subject, m in per_subject.items()
-        if "train_accuracy" in m and m["train_accuracy"] <= m["train_majority"]
+        if "train_balanced_accuracy" in m and m["train_balanced_accuracy"] <= m["train_chance"] + 1e-9
     ]
     if rows and world()[0] == 0:
         import warnings
 
         warnings.warn(
-            f"{len(rows)} row(s) do not beat the majority class on their own training data (train_accuracy <= "
-            f"majority rate): {', '.join(rows[:12])}{' ...' if len(rows) > 12 else ''}. Raise the fine-tuning "
+            f"{len(rows)} row(s) do not beat the majority class on their own training data (training balanced "
+            f"accuracy at chance): {', '.join(rows[:12])}{' ...' if len(rows) > 12 else ''}. Raise the fine-tuning "
             "budget (epochs, lr) or check the data",
             stacklevel=3,
         )
