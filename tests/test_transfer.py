@@ -247,9 +247,10 @@ def _probe_after_pretraining(lr: float) -> float:
 def test_pretrained_weights_beat_the_same_encoder_untrained() -> None:
     """The default suite's check that pre-training does something: the same run with lr = 0 (same
     initial weights, same BatchNorm statistics of the source: only the learned weights differ) is
-    the control. Measured, 10 epochs, seeds 0 / 1 / 2: probe 0.997 / 0.998 / 0.990 vs 0.928 / 0.916 /
-    0.927 (fails if the loss stops training the encoder). SCMM as published (input-space soft
-    weights) does NOT pass this check at this budget (0.930 / 0.883 / 0.898 vs the same controls), and
+    the control. Measured (``python benchmarks/untrained_control.py``), 10 epochs, seeds 0 / 1 / 2: probe
+    0.997 / 0.998 / 0.990 vs 0.928 / 0.915 / 0.929 (fails if the loss stops training the encoder). SCMM
+    as published (input-space soft weights) does NOT pass this check at this budget (0.929 / 0.883 /
+    0.898 vs the same controls), and
     the table's random_init control (fresh BatchNorm statistics) fine-tunes to ~0.62 where an lr = 0
     run reaches 0.92-0.96: see the README's note on the random_init row."""
     trained, untrained = _probe_after_pretraining(5e-4), _probe_after_pretraining(0.0)

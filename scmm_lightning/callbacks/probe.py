@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
 
 from ..evaluation import L2_GRID, FinetuneConfig, evaluated_encoders, evaluation_target, probe_summary
-from ..evaluation.transfer import NO_TARGET_NOTICE
+from ..evaluation.transfer import has_evaluation_target
 
 
 class LinearProbe(L.Callback):
@@ -53,9 +52,7 @@ class LinearProbe(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # checked before pre-training (the datamodule is set up by now), not after it
-        self.enabled = evaluation_target(trainer.datamodule, required=False) is not None
-        if not self.enabled:
-            rank_zero_warn(NO_TARGET_NOTICE.format(who="LinearProbe"))
+        self.enabled = has_evaluation_target(trainer.datamodule, "LinearProbe")
 
     def probe(self, encoders, target, progress: bool = False) -> dict[str, float]:  # noqa: ANN001
         return probe_summary(encoders, target, self.config, self.l2_grid, self.balanced, self.log_per_subject, progress)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
 
 from ..evaluation import FinetuneConfig, evaluation_target, run_transfer
-from ..evaluation.transfer import NO_TARGET_NOTICE
+from ..evaluation.transfer import has_evaluation_target
 
 
 class CrossCorpusTransfer(L.Callback):
@@ -41,9 +40,7 @@ class CrossCorpusTransfer(L.Callback):
         self.enabled = True
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.enabled = evaluation_target(trainer.datamodule, required=False) is not None
-        if not self.enabled:
-            rank_zero_warn(NO_TARGET_NOTICE.format(who="CrossCorpusTransfer"))
+        self.enabled = has_evaluation_target(trainer.datamodule, "CrossCorpusTransfer")
 
     def run(self, pl_module, target, out_dir, logger=None, quick: bool = False, progress: bool = True) -> list[dict]:  # noqa: ANN001
         """The protocol on ``target`` (call on every rank); ``quick`` (fast_dev_run): one epoch, two

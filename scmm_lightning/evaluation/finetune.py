@@ -96,13 +96,10 @@ def fit_summary(logits: Tensor, y: Tensor, num_classes: int) -> dict[str, float]
     ``train_balanced_accuracy`` next to ``train_chance`` (1 / the classes present), which is what
     predicting the majority class (or any one class) scores: a model at or below it has learnt
     nothing it can show, whether its loss was class-weighted or not."""
-    pred = logits.argmax(1)
-    present = torch.unique(y)
-    recalls = torch.stack([(pred[y == c] == c).float().mean() for c in present])
     return {
-        "train_accuracy": (pred == y).float().mean().item(),
-        "train_balanced_accuracy": recalls.mean().item(),
-        "train_chance": 1.0 / len(present),
+        "train_accuracy": (logits.argmax(1) == y).float().mean().item(),
+        "train_balanced_accuracy": present_class_balanced_accuracy(logits, y),
+        "train_chance": 1.0 / len(torch.unique(y)),
     }
 
 

@@ -4,6 +4,7 @@ over the DDP ranks and gathered, so W processes take about 1/W of the time with 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -217,8 +218,6 @@ def warn_unfitted(results: dict) -> None:
         if "train_balanced_accuracy" in m and m["train_balanced_accuracy"] <= m["train_chance"] + 1e-9
     ]
     if rows and world()[0] == 0:
-        import warnings
-
         warnings.warn(
             f"{len(rows)} row(s) do not beat the majority class on their own training data (training balanced "
             f"accuracy at chance): {', '.join(rows[:12])}{' ...' if len(rows) > 12 else ''}. Raise the fine-tuning "
@@ -242,8 +241,6 @@ def warn_missing_test_classes(results: dict, num_classes: int) -> None:
             break  # every row scores the same test parts
         break
     if missing and world()[0] == 0:
-        import warnings
-
         listed = ", ".join(f"subject {s}: {c}" for s, c in sorted(missing.items()))
         warnings.warn(
             f"test parts lack target classes (class ids; metrics there average over the classes present, column "

@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from ..distributed import world
@@ -26,6 +27,15 @@ NO_TARGET_NOTICE = (
     "target-corpus evaluation is skipped; to evaluate, use scmm_lightning.datamodules.CrossCorpusDataModule or "
     "set data split.kind (trial/loso/cross_session/leave_subjects_out)"
 )
+
+
+def has_evaluation_target(datamodule: L.LightningDataModule | None, who: str) -> bool:
+    """Whether the datamodule offers a corpus to evaluate on; if not, one notice (rank 0) that
+    ``who`` is skipped in this pre-training-only run. Callbacks call it at the start of fit."""
+    if evaluation_target(datamodule, required=False) is not None:
+        return True
+    rank_zero_warn(NO_TARGET_NOTICE.format(who=who))
+    return False
 
 
 def evaluation_target(datamodule: L.LightningDataModule | None, required: bool = True):
