@@ -218,23 +218,18 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
 
 
 def _probe_after_pretraining(lr: float) -> float:
-    """Synthetic pair at the ablation scale (8 source subjects), SCMM with soft weights from time,
-    10 epochs at ``lr``, seed 0; the target probe's mean balanced accuracy (one L2)."""
+    """The synthetic pair of ``benchmarks/untrained_control.py`` (8 source subjects), SCMM with soft
+    weights from time, 10 epochs at ``lr``, seed 0; the target probe's mean balanced accuracy (one L2)."""
+    import importlib.util
+
     from scmm_lightning.evaluation import linear_probe
 
+    spec = importlib.util.spec_from_file_location("untrained_control", ROOT / "benchmarks/untrained_control.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     L.seed_everything(0, verbose=False)
-    src = SyntheticEEGDataModule(
-        num_channels=62, num_classes=3, channels=list(DEAP_32), batch_size=256, num_subjects=8, windows_per_trial=40
-    )
-    tgt = SyntheticEEGDataModule(
-        num_channels=32, num_classes=2, num_subjects=8, trials_per_session=10, windows_per_trial=40, seed=1,
-        corpus_shift=1.5, class_strength=0.3, noise_std=0.5, subject_std=1.0,
-        split=SplitConfig(kind="trial", train_trials=6),
-    )  # fmt: skip
-    data = CrossCorpusDataModule(src, tgt)
-    model = SCMMPretraining(
-        num_channels=32, lr=lr, similarity="cosine", temperature=0.1, soft_weights_from="time", time_radius=15
-    )
+    data, tgt = bench.pair()
+    model = SCMMPretraining(num_channels=32, lr=lr, **bench.METHODS["scmm_time"])
     trainer = L.Trainer(
         max_epochs=10, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
