@@ -8,7 +8,7 @@ SEEDS ?= 0 1 2
 REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
 	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
 
-.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval bench-real reproduce-seed2deap reproduce-all ablations
+.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval bench-real bench-recipes bench-probe reproduce-seed2deap reproduce-all ablations
 SETTING ?= experiments/ablations_synthetic.yaml
 
 help: ## show this help
@@ -45,6 +45,12 @@ bench-eval: ## fine-tuning protocol on 32 DEAP-shaped subjects x 3 models, 1 vs 
 
 bench-real: ## every method under one cross-subject protocol on real EEG (eegmat), 3 seeds (~30 min on 2 cores; last line JSON)
 	$(PYTHON) benchmarks/real_eeg.py
+
+bench-recipes: ## LP-FT/cv vs the reference recipe/hold-out on the synthetic pair and the separable fixture, 3 seeds (last line JSON)
+	$(PYTHON) benchmarks/finetune_recipes.py
+
+bench-probe: ## raw-feature probe vs scikit-learn's LogisticRegressionCV on eegmat's cross-subject folds (needs the dev extra; last line JSON)
+	$(PYTHON) benchmarks/probe_vs_sklearn.py
 
 reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2): make reproduce-seed2deap DATA_ROOT=/path
 	$(PYTHON) -m scmm_lightning reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml

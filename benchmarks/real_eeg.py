@@ -1,6 +1,7 @@
 """Does pre-training pay off on real EEG? Every method under one cross-subject protocol.
 
     python benchmarks/real_eeg.py --root ../shared/data/eegmat [--seeds 3] [--methods scmm recommended ...]
+        [--protocols lpft/cv reference/holdout]
 
 Reads a folder laid out like PhysioNet's "EEG During Mental Arithmetic Tasks" (``SubjectNN_1.edf``
 rest, ``SubjectNN_2.edf`` task; any number of subjects) through the recordings reader (19 electrodes,
@@ -18,6 +19,14 @@ Nested selection: the ``selected (nested)`` row scores each fold with the method
 fold's own validation subjects (best probe validation figure), so the subjects that judge a choice
 are never the subjects that score it. Choosing once from validation figures pooled over folds (as
 ``recommended.yaml`` once was) is not nested: fold k validates on subjects that fold k + 1 tests.
+
+Protocols (``--protocols``, each ``recipe/selection``; every one runs on the same pre-trained
+encoders): ``lpft/cv`` (the shipped default: LP-FT from the probe, probe L2 and checkpoint chosen by
+3-fold cross-validation over the training subjects, refitted) and ``reference/holdout`` (the
+earlier protocol: fresh head, ``--finetune_epochs`` epochs, probe L2 and epoch chosen on the
+rotating validation subjects). Per protocol: the probe and the fine-tuned figures, fine-tune -
+probe, and the gap between the best test accuracy over checkpoints and the selected checkpoint's
+(what selection left on the table; a smaller gap is a better judge).
 
 Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
 means; validation figures beside them, the only ones to choose settings on), paired comparisons of
@@ -123,7 +132,9 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--val_subjects", type=int, default=2, help="validation subjects per fold (from the next fold)")
     p.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
-    p.add_argument("--finetune_epochs", type=int, default=20)
+    p.add_argument("--finetune_epochs", type=int, default=20, help="reference recipe: fine-tuning epochs")
+    p.add_argument("--protocols", nargs="+", default=["lpft/cv", "reference/holdout"],
+                   help="recipe/selection pairs, each run on the same encoders (the first is the main table)")  # fmt: skip
     p.add_argument("--cache_dir", default=None)
     p.add_argument(
         "--validation_only", action="store_true",
@@ -140,6 +151,7 @@ def main() -> None:
     validation = rotating_validation(folds, args.val_subjects)
     common = dict(root=str(root), table=str(table), name="eegmat", montage=MONTAGE, cache_dir=cache)
     rows: list[dict] = []
+    eval_seconds: dict[str, float] = {}
     diagnostics: dict[str, list[dict]] = {m: [] for m in args.methods}
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     for seed in range(args.seeds):
@@ -147,7 +159,16 @@ def main() -> None:
             train_subjects = [s for s in subjects if s not in fold]
             val_subjects = validation[k]
             pretrain_subjects = [s for s in train_subjects if s not in val_subjects]  # validation stays unseen
-            config = FinetuneConfig(epochs=args.finetune_epochs, batch_size=128, val_subjects=val_subjects)
+            configs = {
+                protocol: FinetuneConfig(
+                    recipe=protocol.split("/")[0],
+                    selection=protocol.split("/")[1],
+                    epochs=args.finetune_epochs,
+                    batch_size=128 if protocol.startswith("reference") else 64,
+                    val_subjects=val_subjects,
+                )
+                for protocol in args.protocols
+            }
             target = RecordingsDataModule(
                 split=SplitConfig(kind="leave_subjects_out", test_subjects=fold),
                 normalization="subject_zscore",
@@ -174,19 +195,36 @@ def main() -> None:
             L.seed_everything(seed, verbose=False)
             controls = evaluated_encoders(model)
             encoders.update({k: controls[k] for k in CONTROLS})
-            res = run_protocol(
-                encoders, target.train_set, target.test_set, 2, config, seed, ("probe", "finetune"), balanced_probe=True
-            )
+            by_protocol = {}
+            for protocol, config in configs.items():
+                t0 = time.perf_counter()
+                by_protocol[protocol] = run_protocol(
+                    encoders,
+                    target.train_set,
+                    target.test_set,
+                    2,
+                    config,
+                    seed,
+                    ("probe", "finetune"),
+                    balanced_probe=True,
+                )
+                eval_seconds[protocol] = eval_seconds.get(protocol, 0.0) + time.perf_counter() - t0
+            main_protocol = args.protocols[0]
             for name in encoders:
-                for subject, probe in res["probe"][name].items():
-                    tune = res["finetune"][name][subject]
-                    rows.append(
-                        {
-                            "method": name, "seed": seed, "fold": k, "subject": subject,
-                            "probe_bacc": probe["balanced_accuracy"], "probe_val_bacc": probe["val_balanced_accuracy"],
-                            "finetune_bacc": tune["balanced_accuracy"], "finetune_val_bacc": tune["val_balanced_accuracy"],
-                        }
-                    )  # fmt: skip
+                for subject in by_protocol[main_protocol]["probe"][name]:
+                    row = {"method": name, "seed": seed, "fold": k, "subject": subject}
+                    for protocol, res in by_protocol.items():
+                        probe, tune = res["probe"][name][subject], res["finetune"][name][subject]
+                        tag = "" if protocol == main_protocol else f"{protocol}:"
+                        row.update({
+                            f"{tag}probe_bacc": probe["balanced_accuracy"],
+                            f"{tag}probe_val_bacc": probe["val_balanced_accuracy"],
+                            f"{tag}finetune_bacc": tune["balanced_accuracy"],
+                            f"{tag}finetune_val_bacc": tune["val_balanced_accuracy"],
+                            f"{tag}finetune_minus_probe": tune["balanced_accuracy"] - probe["balanced_accuracy"],
+                            f"{tag}selection_gap": tune["optimistic_best_test_acc"] - tune["accuracy"],
+                        })  # fmt: skip
+                    rows.append(row)
             print(
                 f"seed {seed} fold {fold} (validation {val_subjects}): done ({time.perf_counter() - started:.0f} s)",
                 flush=True,
@@ -225,6 +263,24 @@ def main() -> None:
     for c in comparisons:
         print(f"| {c['a']} | {c['b']} | {c['metric']} | {c['mean_difference']:+.3f} | "
               f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {c['n']} |")  # fmt: skip
+    protocols = {}
+    print("\nprotocols on the same encoders: balanced accuracy (mean +/- std over seeds of subject means); "
+          "fine-tune - probe; selection gap = best test accuracy over checkpoints - the selected one's")  # fmt: skip
+    print("| protocol | method | probe | fine-tune | fine-tune - probe | selection gap |\n|---|---|---|---|---|---|")
+    for protocol in args.protocols:
+        tag = "" if protocol == args.protocols[0] else f"{protocol}:"
+        protocols[protocol] = {"eval_seconds": eval_seconds[protocol]}
+        for m in methods:
+            cells = {}
+            for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap"):
+                per_seed = [np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e])
+                            for e in range(args.seeds)]  # fmt: skip
+                cells[key] = (float(np.mean(per_seed)), float(np.std(per_seed)))
+            protocols[protocol][m] = cells
+            print(f"| {protocol} | {m} | " + " | ".join(f"{v[0]:+.3f} +/- {v[1]:.3f}" if k == "finetune_minus_probe"
+                                                         else f"{v[0]:.3f} +/- {v[1]:.3f}" for k, v in cells.items()) + " |")  # fmt: skip
+    print("evaluation seconds per protocol (all seeds and folds): "
+          + ", ".join(f"{p}: {v['eval_seconds']:.0f}" for p, v in protocols.items()))  # fmt: skip
     print("\ndiagnostics at the end of pre-training (mean over seeds and folds):")
     for m, hist in diagnostics.items():
         keys_d = [k for k in hist[0] if k != "epoch"]
@@ -236,6 +292,7 @@ def main() -> None:
             for m in methods
         },
         "comparisons": comparisons,
+        "protocols": protocols,
     }
     print(json.dumps(out))
 

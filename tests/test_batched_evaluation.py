@@ -72,7 +72,7 @@ def assert_same(loop: dict, batched: dict) -> None:
             for subject, a in loop[kind][name].items():
                 b = batched[kind][name][subject]
                 where = f"{kind}/{name}/subject {subject}"
-                for key in ("best_epoch", "l2", "n_finetune", "n_val", "n_test"):
+                for key in ("best_epoch", "l2", "n_finetune", "n_val", "n_test", "folds"):
                     assert a.get(key) == b.get(key), (where, key, a.get(key), b.get(key))
                 for key in METRICS:
                     if key in a:
@@ -81,22 +81,27 @@ def assert_same(loop: dict, batched: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "cross_subject,patience,freeze",
-    [(False, None, False), (True, None, False), (False, 2, False), (False, None, True)],
-    ids=["within-subject", "cross-subject", "patience", "frozen-encoder"],
-)
-def test_batched_engine_equals_the_loop(cross_subject: bool, patience: int | None, freeze: bool) -> None:
+    "cross_subject,patience,freeze,selection",
+    [(False, None, False, "holdout"), (True, None, False, "holdout"), (False, 2, False, "holdout"),
+     (False, None, True, "holdout"), (False, None, False, "cv"), (True, None, False, "cv")],
+    ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject"],
+)  # fmt: skip
+def test_batched_engine_equals_the_loop(
+    cross_subject: bool, patience: int | None, freeze: bool, selection: str
+) -> None:
     """Every row, unequal subject sizes (so different numbers of batches per epoch, and last batches
-    of different sizes): the same selected epochs, L2 values and metrics as the per-model loop."""
+    of different sizes): the same selected epochs, L2 values and metrics as the per-model loop (the
+    reference recipe; cross-validated: fold models, then refits at the epoch the folds chose)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
         config = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, patience=patience, freeze_encoder=freeze,
-                                engine=engine, val_subjects=1)  # fmt: skip
+                                engine=engine, val_subjects=1, recipe="reference", selection=selection,
+                                folds=3)  # fmt: skip
         results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
     assert_same(results["loop"], results["batched"])
     epochs = [r["best_epoch"] for r in results["batched"]["finetune"]["cnn"].values()]
-    assert len(set(epochs)) > 1 or cross_subject  # models selected different epochs: selection is per model
+    assert len(set(epochs)) > 1 or cross_subject or selection == "cv"  # holdout: selection is per model
 
 
 def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:
@@ -113,9 +118,10 @@ def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:
     train, test = target({1: 6, 2: 6})
     torch.manual_seed(0)
     encoder = {"odd": Stateful()}
-    loop = run_protocol(encoder, train, test, 3, FinetuneConfig(epochs=2, batch_size=8, engine="loop"), 3)
+    config = dict(epochs=2, batch_size=8, recipe="reference", selection="holdout")
+    loop = run_protocol(encoder, train, test, 3, FinetuneConfig(engine="loop", **config), 3)
     with pytest.warns(UserWarning, match="cannot be stacked"):
-        batched = run_protocol(encoder, train, test, 3, FinetuneConfig(epochs=2, batch_size=8, engine="batched"), 3)
+        batched = run_protocol(encoder, train, test, 3, FinetuneConfig(engine="batched", **config), 3)
     assert_same(loop, batched)
 
 
@@ -133,7 +139,7 @@ def test_the_probe_solver_reaches_scikit_learns_optimum() -> None:
     x = (x - x.mean(0)) / x.std(0)
     grid = [1e-3, 1e-2, 1e-1]
     weight, bias, _ = solve_logistic(
-        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, n), torch.tensor([grid]), k
+        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, n), torch.tensor([grid]), k, max_iter=2000, tol=1e-8
     )
     for g, l2 in enumerate(grid):
         ref = sklearn.LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000).fit(x, y)

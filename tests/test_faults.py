@@ -13,9 +13,19 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from cli_helpers import ROOT, epoch_losses, run_fit
+
+LIGHTNING_INFO = ("Seed set to", "GPU available", "TPU available", "HPU available", "Running in `fast_dev_run`")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """What a failing command printed beyond Lightning's start-up lines ("Seed set to 0", the
+    accelerators found): its error, which must be short and never a traceback."""
+    assert "Traceback" not in stderr, stderr[-1500:]
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(LIGHTNING_INFO)]
 
 
 def fit_command(out: Path, *extra: str) -> list[str]:
@@ -158,7 +168,7 @@ def test_duplicate_table_rows_are_an_error_naming_both_lines(tmp_path: Path) -> 
     (tmp_path / "t.csv").write_text(
         "file,subject,label,start,stop\na.edf,1,rest,0,10\na.edf,1,task,10,20\na.edf,1,rest,0,10\n"
     )
-    with pytest.raises(CorpusError, match=r"line 4: .*a\.edf from 0\.0 to 10\.0 repeats line 2"):
+    with pytest.raises(CorpusError, match=r"line 4: .*a\.edf from 0 s to 10 s \(rest\) repeats line 2"):
         RecordingsReader(tmp_path, tmp_path / "t.csv")
 
 
@@ -295,3 +305,304 @@ def test_a_full_disk_during_prepare_is_one_error_and_leaves_nothing(seed_root: P
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def _table_error(root: Path, body: str) -> str:
+    from scmm_lightning.corpora import CorpusError, RecordingsReader
+
+    (root / "t.csv").write_bytes(body.encode() if isinstance(body, str) else body)
+    with pytest.raises(CorpusError) as err:
+        RecordingsReader(root, root / "t.csv")
+    return str(err.value)
+
+
+def test_a_table_never_reads_outside_its_root(tmp_path: Path) -> None:
+    """Second catalogue, case 1: ``../outside/x.edf`` or an absolute path outside the root is refused,
+    naming the line and the resolved path."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    (outside / "x.edf").write_bytes(b"")
+    (root / "a.edf").write_bytes(b"")
+    for name in ("../outside/x.edf", str(outside / "x.edf")):
+        message = _table_error(root, f"file,subject,label\na.edf,1,rest\n{name},2,task\n")
+        assert "line 3" in message and "outside the root" in message and str(outside / "x.edf") in message
+
+
+def test_overlapping_spans_are_an_error_after_resolving_paths(tmp_path: Path) -> None:
+    """Second catalogue, case 2: a span over two existing ones with another label, the same span
+    spelled through ``sub-02/..``, and a whole-file row over segment rows: each names both lines."""
+    (tmp_path / "sub-01").mkdir()
+    (tmp_path / "sub-02").mkdir()
+    (tmp_path / "sub-01" / "run1.edf").write_bytes(b"")
+    head = "file,subject,label,start,stop\nsub-01/run1.edf,1,calm,0,4\nsub-01/run1.edf,1,calm,4,8\n"
+    cases = {
+        "sub-01/run1.edf,1,excited,2,6": ("line 4", "overlaps line 2", "excited"),
+        "sub-02/../sub-01/run1.edf,2,excited,0,4": ("line 4", "repeats line 2"),
+        "sub-01/run1.edf,1,excited,,": ("line 4", "overlaps line 2", "its end"),
+    }
+    for row, expected in cases.items():
+        message = _table_error(tmp_path, head + row + "\n")
+        for text in expected:
+            assert text in message, (row, message)
+    # touching spans (0-4, 4-8) are not an overlap: the head alone is accepted up to the file check
+    from scmm_lightning.corpora.recordings_table import read_table
+
+    (tmp_path / "t.csv").write_text(head)
+    assert len(read_table(tmp_path / "t.csv", tmp_path)) == 2
+
+
+def test_a_directory_row_and_a_non_utf8_table_are_named(tmp_path: Path) -> None:
+    (tmp_path / "folder.edf").mkdir()
+    assert "line 2: file" in _table_error(tmp_path, "file,subject,label\nfolder.edf,1,rest\n")
+    assert "is a directory" in _table_error(tmp_path, "file,subject,label\nfolder.edf,1,rest\n")
+    message = _table_error(tmp_path, b"file,subject,label\na.edf,1,rest\nb.edf,2,caf\xe9\n")
+    assert "t.csv: line 3: byte 0xe9 is not UTF-8" in message
+
+
+def _flip_bit(path: Path, dataset: str, byte: int = 40) -> None:
+    """Flip one bit inside the first stored chunk of ``dataset`` (as a failing disk would)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + byte] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("dataset", ["features", "label"])
+def test_a_bit_flipped_cache_is_rebuilt_by_prepare_and_refused_by_load(
+    dataset: str, seed_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Second catalogue, case 4: one flipped bit in the cache's features or labels. ``load_cache``
+    refuses it naming the file; ``prepare`` warns, rebuilds it (not "reused") and reads the corpus's
+    true values again."""
+    from scmm_lightning.cli.prepare import main as prepare_main
+    from scmm_lightning.corpora import SeedReader
+    from scmm_lightning.corpora.cache import build_cache, load_cache
+
+    path = build_cache(SeedReader(seed_root), tmp_path, progress=False)
+    clean = load_cache(path)
+    _flip_bit(path, dataset)
+    with pytest.raises(ValueError, match=rf"{path.name}: damaged or unreadable feature cache.*prepare"):
+        load_cache(path)
+    with pytest.warns(UserWarning, match=rf"{path.name}: damaged.*rebuilding it"):
+        rc = prepare_main(["--corpus", "seed", "--root", str(seed_root), "--cache_dir", str(tmp_path), "--no_progress"])
+    assert rc == 0
+    assert "built in" in capsys.readouterr().out
+    again = load_cache(path)
+    np.testing.assert_array_equal(again.features, clean.features)
+    np.testing.assert_array_equal(again.metadata["label"], clean.metadata["label"])
+
+
+def test_sigterm_ends_fit_with_status_143(tmp_path: Path) -> None:
+    """Second catalogue, case 5: SIGTERM during a shipped config's fit exits 143 with one line (it
+    exited 0: Lightning raises a SystemExit without a code), so reproduce/ablations stop on it."""
+    proc = subprocess.Popen(fit_command(tmp_path / "run", "--trainer.max_epochs", "200"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and not list((tmp_path / "run").rglob("last.ckpt")):
+            time.sleep(0.3)
+        assert list((tmp_path / "run").rglob("last.ckpt")), "training never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-1500:]
+    assert [line for line in err.splitlines() if "SIGTERM" in line and "exit 143" in line]
+    assert not list((tmp_path / "run").rglob("transfer_results.csv"))
+
+
+def test_reproduce_and_ablations_read_only_this_runs_complete_results(tmp_path: Path) -> None:
+    """Second catalogue, cases 5 and 6: an older run's table in the run folder is never taken for this
+    run's; a result set whose write was killed between two files (csv of the new run, md/png/json of
+    the old one, no manifest) is refused naming the file."""
+    from scmm_lightning.evaluation import results as results_module
+
+    run_dir = tmp_path / "run"
+    rows = [{c: None for c in results_module.COLUMNS} | {"method": "pretrained", "subject": 1, "accuracy": 0.5,
+                                                         "balanced_accuracy": 0.5}]  # fmt: skip
+    old = results_module.write_results(run_dir / "v0", rows, None, ["a", "b"], "old")["csv"]
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    started = time.time()
+    with pytest.raises(SystemExit, match=r"run: the run wrote no transfer_results\.csv \(an older one is not used\)"):
+        results_module.results_of_this_run(run_dir, started)
+    # a complete set of this run is taken and passes its manifest check
+    new = results_module.write_results(run_dir / "v1", rows, None, ["a", "b"], "new")["csv"]
+    assert results_module.results_of_this_run(run_dir, started) == new
+    # a run killed after writing its csv (the md's write raises here, as a SIGKILL there would stop it)
+    rows[0]["accuracy"] = 0.9
+    real = results_module.atomic_write
+
+    def dies_on_md(path: Path, data: bytes) -> None:
+        if path.suffix == ".md":
+            raise KeyboardInterrupt
+        real(path, data)
+
+    results_module.atomic_write = dies_on_md
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            results_module.write_results(run_dir / "v1", rows, None, ["a", "b"], "newer")
+    finally:
+        results_module.atomic_write = real
+    assert "0.9" in new.read_text() and "newer" not in (run_dir / "v1" / "transfer_results.md").read_text()
+    with pytest.raises(SystemExit, match=r"transfer_results\.csv: its result set has no transfer_results\.manifest"):
+        results_module.results_of_this_run(run_dir, started)
+    assert oct(new.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # shared-readable, not mkstemp's 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_resuming_with_another_model_setting_is_refused_in_one_line(tiny_config: Path, tmp_path: Path) -> None:
+    """Second catalogue, case 3: Lightning merged the checkpoint's hyper-parameters over the command
+    line, so ``--ckpt_path last.ckpt --model.init_args.temperature 0.2`` (or another width, or another
+    model class) ran with the checkpoint's values and said nothing. Refused, naming each option; the
+    same settings resume."""
+    first = subprocess.run(fit_command(tmp_path / "run", "--trainer.max_epochs", "1"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-1500:]
+    (ckpt,) = list((tmp_path / "run").rglob("last.ckpt"))
+    for extra, named in [
+        (["--model.init_args.temperature", "0.2"], "model.init_args.temperature 0.5 (asked 0.2)"),
+        (["--model.init_args.projection_dim", "64"], "model.init_args.projection_dim"),
+        (["--model.class_path", "scmm_lightning.tasks.HardContrastivePretraining"], "model.class_path"),
+    ]:
+        bad = _in_process(
+            fit_command(tmp_path / "again", "--trainer.max_epochs", "2", "--ckpt_path", str(ckpt), *extra)
+        )
+        assert bad.returncode != 0 and len(error_lines(bad.stderr)) <= 2, bad.stderr[-1500:]
+        assert named in bad.stderr and str(ckpt) in bad.stderr, bad.stderr[-1500:]
+
+
+@pytest.mark.parametrize(
+    "extra,named",
+    [
+        (["--data.init_args.target.init_args.label_map", "{0: 0, 1: 5}"], "label_map"),
+        (["--data.init_args.source.init_args.channels", "[FP1, FPX, CZ]"], "['FPX'] are not in the montage"),
+        (["--data.init_args.source.init_args.channels", "[FP1, CZ, fp1]"], "['fp1'] are listed twice"),
+        (["--data.init_args.source.init_args.batch_size", "100000"], "fewer than batch_size=100000"),
+        (["--data.init_args.source.init_args.channels", "[FP1, CZ]"], "target.init_args.channels"),
+    ],
+    ids=["label-map-out-of-range", "channel-typo", "duplicate-channel", "batch-above-corpus", "source-only-channels"],
+)
+def test_bad_data_settings_end_in_at_most_two_lines(
+    extra: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Second catalogue, second list: each bad setting is one error line naming the option (it was a
+    traceback of 19-58 lines, or, for a duplicate channel, accepted). The real command line, in this
+    process (``fit_command`` without the interpreter); the CLI end to end is run by the SIGTERM and
+    resume tests."""
+    from scmm_lightning.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(fit_command(tmp_path, "--trainer.max_epochs", "1", *extra)[3:])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err[-1500:]
+    assert len(error_lines(err)) <= 2 and named in err, err[-1500:]
+
+
+@pytest.mark.parametrize("bad", ["complex", "4 bands", "6 bands"])
+def test_a_malformed_seed_iv_trial_names_its_own_file(bad: str, seed_iv_root: Path, tmp_path: Path) -> None:
+    """Second catalogue: a complex-valued trial was silently truncated to its real part; a trial with 4
+    or 6 bands named no file (or the healthy one). Each is one error naming the damaged file and key."""
+    import shutil
+
+    import scipy.io
+
+    from scmm_lightning.corpora import CorpusError, SeedIVReader
+
+    root = tmp_path / "SEED_IV"
+    shutil.copytree(seed_iv_root, root)
+    path = sorted((root / "eeg_feature_smooth" / "1").glob("*.mat"))[-1]
+    mat = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    arr = mat["de_LDS3"]
+    if bad == "complex":
+        mat["de_LDS3"] = arr + 1j * arr
+    else:
+        bands = int(bad[0])
+        mat["de_LDS3"] = np.concatenate([arr, arr[..., :1]], axis=2) if bands == 6 else arr[..., :4]
+    scipy.io.savemat(path, mat)
+    with pytest.raises(CorpusError) as err:
+        list(SeedIVReader(root).sessions())
+    message = str(err.value)
+    assert message.startswith(f"{path}: de_LDS3"), message
+    assert ("complex" in message) if bad == "complex" else (f"has {bad[0]} bands, expected 5" in message)
+
+
+def test_transfer_refuses_a_foreign_checkpoint_or_an_unwritable_out_dir_in_one_line(tmp_path: Path) -> None:
+    """Second catalogue: ``transfer`` with a checkpoint of another method or another channel count
+    (a state_dict traceback), or an ``--out_dir`` it cannot write (found only after the whole
+    evaluation, the table lost): each is one line, before any evaluation runs."""
+    first = subprocess.run(fit_command(tmp_path / "run", "--trainer.max_epochs", "1"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-1500:]
+    (ckpt,) = list((tmp_path / "run").rglob("last.ckpt"))
+    (config,) = list((tmp_path / "run").rglob("config.yaml"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cases = [
+        (["--config", str(ROOT / "experiments/methods/hard_contrastive.yaml")], "do not fit the config's"),
+        (
+            [
+                "--data.init_args.source.init_args.channels",
+                "[FP1, CZ]",
+                "--data.init_args.target.init_args.channels",
+                "[FP1, CZ]",
+            ],
+            "shapes",
+        ),  # fmt: skip
+        (["--out_dir", str(blocker / "out")], "cannot write results to"),
+    ]
+    for extra, named in cases:
+        bad = _in_process(
+            [sys.executable, "-m", "scmm_lightning", "transfer", "--config", str(config), "--ckpt_path", str(ckpt),
+             "--trainer.enable_progress_bar", "false", *extra]
+        )  # fmt: skip
+        assert bad.returncode != 0 and len(error_lines(bad.stderr)) <= 2, bad.stderr[-1500:]
+        assert named in bad.stderr and "evaluation (" not in bad.stderr, bad.stderr[-1500:]
+
+
+def test_the_seed_progress_bar_counts_sessions_not_label_mat(seed_root: Path) -> None:
+    from scmm_lightning.corpora import SeedReader
+
+    reader = SeedReader(seed_root)
+    sessions = len(list(reader.sessions()))
+    assert reader.num_sessions() == sessions == len(reader.source_files()) - 1  # label.mat is a source file
+
+
+def test_a_target_split_without_test_trials_says_so(tiny_config: Path, tmp_path: Path) -> None:
+    """Second catalogue: a target split that tests nothing advised "use a test split", the config in
+    use; now one line says that split leaves no test windows and how to give it some."""
+    bad = _in_process(
+        fit_command(tmp_path, "--trainer.max_epochs", "1", "--data.init_args.target.init_args.split.train_trials", "10")
+    )
+    assert bad.returncode == 2, bad.stderr[-1500:]
+    assert len(error_lines(bad.stderr)) <= 2 and "leaves no test windows" in bad.stderr, bad.stderr[-1500:]
+
+
+def _in_process(command: list[str]) -> subprocess.CompletedProcess:
+    """``python -m scmm_lightning ...`` run in this process (no interpreter start: ~8 s less per
+    call), as a CompletedProcess: its exit status and what it wrote to stderr (a SystemExit message
+    included, as the interpreter would print it)."""
+    import contextlib
+    import io
+
+    from scmm_lightning.cli import main
+
+    err = io.StringIO()
+    code = 0
+    with contextlib.redirect_stderr(err):
+        try:
+            main(command[3:])
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=err)
+                code = 1
+            else:
+                code = exit_.code or 0
+    return subprocess.CompletedProcess(command, code, "", err.getvalue())

@@ -53,7 +53,14 @@ def test_batched_engine_equals_the_loop_on_cuda() -> None:
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7})
     gpu = {k: v.cuda() for k, v in encoders().items()}
     results = {
-        engine: run_protocol(gpu, train, test, 3, FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, engine=engine), 7)
+        engine: run_protocol(
+            gpu,
+            train,
+            test,
+            3,
+            FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, engine=engine, recipe="reference", selection="holdout"),
+            7,
+        )
         for engine in ("loop", "batched")
     }
     for name, per_subject in results["loop"]["finetune"].items():

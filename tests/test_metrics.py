@@ -78,7 +78,7 @@ def test_a_protocol_whose_test_part_lacks_a_class_warns_once_naming_it() -> None
     test = (trials > 6) & (meta["label"] != 2)  # class 2 untested
     make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
     with pytest.warns(UserWarning, match=r"lack target classes.*subject 1: \[2\]") as record:
-        res = run_protocol({"raw": FlattenFeatures(2, 5)}, make(train), make(test), 3, FinetuneConfig(epochs=1), 0,
+        res = run_protocol({"raw": FlattenFeatures(2, 5)}, make(train), make(test), 3, FinetuneConfig(epochs=1, steps=5), 0,
                            ("probe", "finetune"))  # fmt: skip
     assert sum("lack target classes" in str(w.message) for w in record) == 1
     assert res["finetune"]["raw"][1]["test_classes"] == "0;1"

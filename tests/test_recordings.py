@@ -244,21 +244,28 @@ def test_cross_subject_finetuning_validates_on_held_out_training_subjects() -> N
     train, test = toy_sets()
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4))
     encoder.out_features = 4
-    res = finetune_protocol(encoder, train, test, 2, FinetuneConfig(epochs=3, batch_size=16, val_subjects=1), 0)
+    res = finetune_protocol(
+        encoder,
+        train,
+        test,
+        2,
+        FinetuneConfig(epochs=3, steps=20, batch_size=16, val_subjects=1, selection="holdout"),
+        0,
+    )
     assert sorted(res) == [8, 9]
     assert res[8]["n_finetune"] == 80 and res[8]["n_val"] == 40 and res[8]["n_test"] == 40  # subject 3 validates
     with pytest.raises(ValueError, match="val_subjects=3"):
-        finetune_protocol(encoder, train, test, 2, FinetuneConfig(epochs=1, val_subjects=3), 0)
+        finetune_protocol(encoder, train, test, 2, FinetuneConfig(epochs=1, val_subjects=3, selection="holdout"), 0)
     # a list names the validating subjects (rotated over folds by benchmarks/real_eeg.py)
     from scmm_lightning.evaluation.protocol import protocol_parts
 
     for val_subjects, validating in [(1, {3}), (2, {2, 3}), ([1], {1}), ([3, 1], {1, 3})]:
-        (part,) = protocol_parts(train, test, FinetuneConfig(val_subjects=val_subjects))
+        (part,) = protocol_parts(train, test, FinetuneConfig(val_subjects=val_subjects, selection="holdout"))
         assert set(train.meta["subject"][part.val].tolist()) == validating
         assert set(train.meta["subject"][part.fit].tolist()) == {1, 2, 3} - validating
     for bad in ([8], [1, 2, 3], 0, []):
         with pytest.raises(ValueError, match="of the training subjects"):
-            protocol_parts(train, test, FinetuneConfig(val_subjects=bad))
+            protocol_parts(train, test, FinetuneConfig(val_subjects=bad, selection="holdout"))
 
 
 def test_prepare_command(corpus, tmp_path: Path) -> None:
@@ -321,5 +328,6 @@ def test_own_recordings_config_with_a_cross_subject_split(corpora_env: Path, tmp
     )
     rows = list(csv.DictReader(next(tmp_path.rglob("transfer_results.csv")).open()))
     assert sorted({int(r["subject"]) for r in rows}) == [3, 4]
-    # one model: fine-tuned on subject 1 (6 trials x 4 windows), epoch chosen on subject 2 (val_subjects: 1)
-    assert {(r["n_finetune"], r["n_val"], r["n_test"]) for r in rows} == {("24", "24", "24")}
+    # fast_dev_run's quick protocol: one hold-out (subject 1 fine-tunes, 6 trials x 4 windows; subject 2
+    # validates); the full protocol cross-validates over both (tests/test_selection.py)
+    assert {(r["n_finetune"], r["n_val"], r["folds"], r["n_test"]) for r in rows} == {("24", "24", "1", "24")}

@@ -1,7 +1,9 @@
 """Every shipped reference config's target split, on fixture corpora written with the official
 label orders (SEED's label.mat, SEED-IV's three fixed session tables; DEAP's per-subject ratings):
 every subject's fine-tuning part (after validation), its validation part and its test part hold
-every class it is scored on. A split rule that keeps "the first n trials" fails here on SEED-IV."""
+every class it is scored on; so does every cross-validation fold's fitting and validation part that
+chooses the probe's L2 and the fine-tuning checkpoint. A split rule that keeps "the first n trials"
+fails here on SEED-IV."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def target_of(config: Path, tmp_path: Path):  # noqa: ANN201
     dm = getattr(importlib.import_module(module), name)(**args, cache_dir=str(tmp_path))
     dm.prepare_data()
     dm.setup("fit")
-    return dm, FinetuneConfig(val_trials_per_class=finetune.get("val_trials_per_class", 1))
+    keys = ("val_trials_per_class", "selection", "folds", "recipe")
+    return dm, FinetuneConfig(**{k: finetune[k] for k in keys if k in finetune})
 
 
 @pytest.mark.parametrize("name", REFERENCE)
@@ -46,10 +49,18 @@ def test_every_subject_fine_tunes_validates_and_tests_every_class(name: str, cor
     train, test = dm.train_set, dm.test_set
     parts = protocol_parts(train, test, config)
     assert parts
+    assert config.selection == "cv" and config.recipe == "lpft", name  # what every shipped config runs
     for part in parts:
         y = train.meta["label"]
-        for side, rows in (("fine-tune", part.fit), ("validation", part.val)):
-            assert set(y[rows].tolist()) == classes, (name, part.key, side, set(y[rows].tolist()))
+        assert len(part.folds) >= 2, (name, part.key)
+        assert set(y[part.fit].tolist()) == classes, (name, part.key, "refit")
+        for f, (fit, val) in enumerate(part.folds):
+            for side, rows in (("fine-tune", fit), ("validation", val)):
+                assert set(y[rows].tolist()) == classes, (name, part.key, f, side, set(y[rows].tolist()))
+            # a fold never splits a trial
+            fit_trials = set(zip(train.meta["session"][fit].tolist(), train.meta["trial"][fit].tolist()))
+            val_trials = set(zip(train.meta["session"][val].tolist(), train.meta["trial"][val].tolist()))
+            assert not fit_trials & val_trials
         assert set(test.meta["label"][part.test].tolist()) == classes, (name, part.key, "test")
         # no trial on both sides
         tr = {(s, e, t) for s, e, t in zip(*(train.meta[k][train.meta["subject"] == part.key].tolist()

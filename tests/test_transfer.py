@@ -73,7 +73,7 @@ def test_epoch_selection_never_looks_at_test_data() -> None:
     x = torch.randn(120, 8, 5, generator=g)
     y = (x[:, 0, 0] > 0).long()
     enc = CNNEncoder(8, 5, widths=(8, 8))
-    cfg = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3)
+    cfg = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, recipe="reference")
     test_x = torch.randn(40, 8, 5, generator=g)
     test_y = (test_x[:, 0, 0] > 0).long()
     a = finetune(enc, 2, (x[:80], y[:80]), (x[80:], y[80:]), (test_x, test_y), cfg, seed=3)
@@ -96,7 +96,7 @@ def test_reported_metrics_are_those_of_the_selected_epoch_and_no_gradient_accumu
     x = torch.randn(96, 8, 5, generator=g)
     y = (x[:, 0, 0] + 0.8 * torch.randn(96, generator=g) > 0).long()
     enc = CNNEncoder(8, 5, widths=(8, 8))
-    cfg = FinetuneConfig(epochs=8, batch_size=16, lr=1e-2)
+    cfg = FinetuneConfig(epochs=8, batch_size=16, lr=1e-2, recipe="reference")
     out = finetune(enc, 2, (x[:48], y[:48]), (x[48:72], y[48:72]), (x[72:], y[72:]), cfg, seed=5)
     import copy
 
@@ -203,18 +203,28 @@ def test_results_have_one_row_per_subject_and_repeat_exactly(tmp_path: Path) -> 
     console = console_table([{k: _number(v) for k, v in r.items()} for r in rows], "t").splitlines()
     head = next(line for line in console if line.startswith("method"))
     value_line = next(line for line in console if line.startswith("pretrained") and "+/-" in line)
-    assert head.split()[1:] == ["accuracy", "balanced", "acc.", "macro-F1", "AUROC", "optimistic*"]
+    assert head.split()[1:] == [
+        "accuracy", "balanced", "acc.", "macro-F1", "AUROC", "probe", "balanced", "acc.", "optimistic*"
+    ]  # fmt: skip
     summary = json.loads((a.parent / "transfer_results_summary.json").read_text())
+    methods = ("pretrained", "random_init", "raw_features")
     assert {(c["a"], c["b"], c["metric"]) for c in summary["comparisons"]} == {
         (x, y, m)
-        for x, y in (("pretrained", "random_init"), ("pretrained", "raw_features"))
+        for x, y in (
+            ("pretrained", "random_init"),
+            ("pretrained", "raw_features"),
+            *((m, f"{m} probe") for m in methods),
+        )
         for m in ("accuracy", "balanced_accuracy")
     }
     for c in summary["comparisons"]:  # the paired difference recomputed from the CSV rows
         va = {r["subject"]: float(r[c["metric"]]) for r in rows if r["method"] == c["a"]}
-        vb = {r["subject"]: float(r[c["metric"]]) for r in rows if r["method"] == c["b"]}
+        if c["b"].endswith(" probe"):  # fine-tune - probe of the same row: the probe's column
+            vb = {r["subject"]: float(r[f"probe_{c['metric']}"]) for r in rows if r["method"] == c["a"]}
+        else:
+            vb = {r["subject"]: float(r[c["metric"]]) for r in rows if r["method"] == c["b"]}
         assert c["n"] == 3 and c["mean_difference"] == pytest.approx(sum(va[k] - vb[k] for k in va) / 3, abs=1e-4)
-    assert value_line.count("+/-") == 5  # one mean +/- std under each of the five headings
+    assert value_line.count("+/-") == 6  # one mean +/- std under each of the six headings
 
 
 def _probe_after_pretraining(lr: float) -> float:
@@ -287,8 +297,9 @@ def test_pretraining_beats_random_init_on_linear_probe() -> None:
 
 
 def test_montage_mismatch_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="montages differ"):
-        CrossCorpusDataModule(SyntheticEEGDataModule(num_channels=62), SyntheticEEGDataModule(num_channels=32))
+    pair = CrossCorpusDataModule(SyntheticEEGDataModule(num_channels=62), SyntheticEEGDataModule(num_channels=32))
+    with pytest.raises(ValueError, match="montages differ.*data.init_args.target.init_args.channels"):
+        pair.setup("fit")
 
 
 def test_class_names_follow_the_label_map() -> None:

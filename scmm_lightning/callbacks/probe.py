@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import lightning as L
 
 from ..evaluation import L2_GRID, FinetuneConfig, evaluated_encoders, evaluation_target, probe_summary
@@ -11,9 +13,10 @@ from ..evaluation.transfer import has_evaluation_target
 class LinearProbe(L.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), embed the target corpus with the frozen
     encoder and fit a logistic-regression probe per target subject on its training trials (one probe
-    across subjects on a cross-subject split), its L2 chosen from ``l2_grid`` on the validation part
-    of those trials (every class's latest ``val_trials_per_class`` trial(s); cross-subject: the last
-    ``val_subjects`` training subjects), then refitted on all of them. Logs the means over target
+    across subjects on a cross-subject split), its L2 chosen from ``l2_grid`` by ``folds``-fold
+    cross-validation grouped by trial (cross-subject: by subject), or with ``selection: holdout`` on
+    one validation part (every class's latest ``val_trials_per_class`` trial(s); cross-subject: the
+    last ``val_subjects`` training subjects), then refitted on all of them. Logs the means over target
     subjects of test accuracy, balanced accuracy, macro-F1 (``probe/acc_mean``, ``probe/bacc_mean``,
     ``probe/f1_mean``) and the validation figure (``probe/val_bacc_mean``, the one to select on).
     With ``compare_controls`` the same probe on a randomly initialised encoder and on the raw input
@@ -27,7 +30,9 @@ class LinearProbe(L.Callback):
         log_per_subject: log ``probe/acc_subject{S}`` too.
         balanced: weight classes inversely to their frequency in the probe's loss (unbalanced classes).
         val_trials_per_class: validation trials per class and subject (as in fine-tuning).
-        val_subjects: cross-subject splits: validation subjects.
+        val_subjects: cross-subject splits: validation subjects (``holdout``).
+        selection: ``cv`` (K-fold, grouped by trial or subject) or ``holdout`` (one validation part).
+        folds: cross-validation folds.
     """
 
     def __init__(
@@ -39,13 +44,17 @@ class LinearProbe(L.Callback):
         balanced: bool = False,
         val_trials_per_class: int = 1,
         val_subjects: int | list[int] = 1,
+        selection: Literal["cv", "holdout"] = "cv",
+        folds: int = 4,
     ) -> None:
         self.every_n_epochs = every_n_epochs
         self.l2_grid = tuple(l2_grid)
         self.balanced = balanced
         self.compare_controls = compare_controls
         self.log_per_subject = log_per_subject
-        self.config = FinetuneConfig(val_trials_per_class=val_trials_per_class, val_subjects=val_subjects)
+        self.config = FinetuneConfig(
+            val_trials_per_class=val_trials_per_class, val_subjects=val_subjects, selection=selection, folds=folds
+        )
         self.controls: dict[str, float] | None = None
         self.history: list[dict[str, float]] = []
         self.enabled = True
@@ -64,7 +73,13 @@ class LinearProbe(L.Callback):
             return
         target = evaluation_target(trainer.datamodule)
         encoders = evaluated_encoders(pl_module, self.compare_controls and self.controls is None)
-        values = self.probe(encoders, target, progress=trainer.progress_bar_callback is not None)
+        config = self.config
+        if trainer.fast_dev_run:  # a smoke run: one hold-out split instead of K folds, to exercise the code
+            self.config = FinetuneConfig(**{**vars(config), "selection": "holdout"})
+        try:
+            values = self.probe(encoders, target, progress=trainer.progress_bar_callback is not None)
+        finally:
+            self.config = config
         if len(encoders) > 1:  # the controls do not change during pre-training: probed once
             self.controls = {k: v for k, v in values.items() if k.startswith(("random_init_", "raw_features_"))}
         values = {

@@ -9,9 +9,11 @@ from ..evaluation.transfer import has_evaluation_target
 
 
 class CrossCorpusTransfer(L.Callback):
-    """At the end of ``fit``: per target subject, fine-tune the pre-trained encoder with a fresh head
-    on its fine-tuning trials, choose the epoch on their validation part (every class's latest
-    ``finetune.val_trials_per_class`` trial(s)) by balanced accuracy, and test on its test trials;
+    """At the end of ``fit``: per target subject, probe the pre-trained encoder and fine-tune it on its
+    fine-tuning trials (``finetune.recipe``: LP-FT from the fitted probe, or the authors' fresh
+    head), the probe's L2 and the fine-tuning checkpoint chosen by validation balanced accuracy
+    (``finetune.selection``: cross-validation folds grouped by trial, or one hold-out), and test on
+    its test trials (each row carries its probe's figures too);
     likewise from a randomly initialised encoder and from the raw input features with
     ``compare_controls``. Runs on every DDP rank (each fine-tunes its share of the models);
     rank 0 writes ``transfer_results.{csv,md,png}`` and ``transfer_results_summary.json`` into the
@@ -43,11 +45,13 @@ class CrossCorpusTransfer(L.Callback):
         self.enabled = has_evaluation_target(trainer.datamodule, "CrossCorpusTransfer")
 
     def run(self, pl_module, target, out_dir, logger=None, quick: bool = False, progress: bool = True) -> list[dict]:  # noqa: ANN001
-        """The protocol on ``target`` (call on every rank); ``quick`` (fast_dev_run): one epoch, two
-        subjects, just to exercise the code."""
+        """The protocol on ``target`` (call on every rank); ``quick`` (fast_dev_run): one epoch or two
+        steps, two subjects, a hold-out instead of cross-validation, just to exercise the code."""
         config, subjects = self.finetune, self.subjects
         if quick:
-            config = FinetuneConfig(**{**vars(config), "epochs": 1})
+            config = FinetuneConfig(
+                **{**vars(config), "epochs": 1, "steps": 2, "eval_every": 1, "selection": "holdout"}
+            )
             subjects = sorted(set(target.test_set.meta["subject"].tolist()))[:2]
         self.rows = run_transfer(pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress)
         return self.rows

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from .reproduce import fit_args, required_folders
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: no method config for {unknown} under {METHODS_DIR}", file=sys.stderr)
         return 2
-    from ..evaluation.results import COMPARED, read_rows, write_comparison
+    from ..evaluation.results import COMPARED, read_rows, results_of_this_run, write_comparison
     from ..evaluation.statistics import compare_methods
     from . import main as cli_main
 
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = out / method / f"seed{seed}"
             print(f"+ {method} seed {seed}", flush=True)
             configs = [args.setting, METHODS_DIR / f"{method}.yaml"]
+            started = time.time()
             cli_main(fit_args(configs, seed, run_dir, ["--trainer.enable_progress_bar", "false", *args.extra]))
-            latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
+            latest = results_of_this_run(run_dir, started)
             rows += [{**r, "method": method} for r in read_rows(latest, seed=seed) if r["method"] == "pretrained"]
     pairs = [(m, "scmm") for m in args.methods if m != "scmm"]
     comparisons = compare_methods(rows, pairs, COMPARED, unit=("subject", "seed"))

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+
+class _NotActionable(logging.Filter):
+    """Drops Lightning's advertising tips (install litlogger / litmodels): nothing a user of this
+    command can act on. Every other Lightning message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡 Tip:")
+
+
+def quiet_third_party_noise() -> None:
+    """Filter what a user cannot act on, keep what they can: Lightning's tips; its own pytree helper's
+    ``LeafSpec`` deprecation (Lightning's code, not ours or the user's); LightningCLI's "args and
+    command line" warning when ``transfer`` / ``ablations`` pass parsed arguments on purpose."""
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NotActionable) for f in logger.filters):
+            logger.addFilter(_NotActionable())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+
 
 _NESTED_KEY = re.compile(r'Parser key "([^"]+)"')
 _RANGE = re.compile(r"Not of type \w+: (\S+) does not conform to restriction (.+)")
@@ -62,6 +86,21 @@ def load_checkpoint(path: str | Path, command: str) -> dict:
         ) from None
 
 
+def _plain(value: Any) -> Any:
+    """A hyper-parameter in comparable form (range-typed numbers as plain ones, tuples and lists
+    alike, namespaces as dicts)."""
+    for plain in (bool, int, float, str):
+        if isinstance(value, plain):
+            return plain(value)
+    if isinstance(value, Namespace):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class SCMMLightningCLI(LightningCLI):
     """LightningCLI in subclass mode; the model's input shape is linked from the datamodule; the
     logger's directory follows ``--trainer.default_root_dir`` given alone on the command line; a
@@ -96,11 +135,39 @@ class SCMMLightningCLI(LightningCLI):
             load_checkpoint(ckpt, subcommand or "fit")
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning >= 2.5 reads the checkpoint's hyper-parameters right after parsing: check it first
+        # Lightning >= 2.5 reads the checkpoint's hyper-parameters right after parsing and merges them
+        # OVER the command line (a resumed run silently kept the checkpoint's temperature, width or
+        # class): check the file first, then refuse a model that differs from the checkpoint's
         self._check_ckpt_path()
+        self._refuse_changed_model()
         parent = getattr(super(), "_parse_ckpt_path", None)
         if parent is not None:
             parent()
+
+    def _refuse_changed_model(self) -> None:
+        subcommand = self.config.get("subcommand")
+        config = self.config.get(subcommand) if subcommand else self.config
+        ckpt = config.get("ckpt_path") if hasattr(config, "get") else None
+        model = config.get("model") if hasattr(config, "get") else None
+        if not ckpt or model is None or not hasattr(model, "get"):
+            return
+        hparams = dict(load_checkpoint(ckpt, subcommand or "fit").get("hyper_parameters") or {})
+        saved_class = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        differ = []
+        if saved_class and model.get("class_path") and saved_class != model.get("class_path"):
+            differ.append(f"model.class_path {saved_class} (asked {model.get('class_path')})")
+        asked = model.get("init_args") or {}
+        for key, value in (vars(asked) if hasattr(asked, "__dict__") else dict(asked)).items():
+            linked = key in ("num_channels", "num_bands")  # set from the datamodule at instantiation
+            if key in hparams and not linked and value is not None and _plain(value) != _plain(hparams[key]):
+                differ.append(f"model.init_args.{key} {_plain(hparams[key])} (asked {_plain(value)})")
+        if differ:
+            raise SystemExit(
+                f"{subcommand or 'fit'}: --ckpt_path {ckpt} was trained with {'; '.join(differ)}; a resumed run keeps "
+                "the checkpoint's model, so drop these options (or the config that sets them) or start a new fit "
+                "without --ckpt_path"
+            )
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
         parser.link_arguments("data.num_channels", "model.init_args.num_channels", apply_on="instantiate")
@@ -114,6 +181,7 @@ class SCMMLightningCLI(LightningCLI):
 
 
 def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
+    quiet_third_party_noise()
     return SCMMLightningCLI(
         L.LightningModule,
         L.LightningDataModule,

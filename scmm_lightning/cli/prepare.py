@@ -56,10 +56,13 @@ def main(argv: Sequence[str]) -> int:
     try:
         args = p.parse_args(reader_flags(argv))
         reader = p.instantiate_classes(args).reader
-        existed = cache_path(reader, args.cache_dir).exists()
+        before = cache_path(reader, args.cache_dir)
+        stamp = lambda p: (p.stat().st_ino, p.stat().st_mtime_ns)  # noqa: E731
+        existed = stamp(before) if before.exists() else None
         t0 = time.perf_counter()
         path = build_cache(reader, args.cache_dir, progress=not args.no_progress)
         built = time.perf_counter() - t0
+        existed = existed == stamp(path)  # a damaged cache is rebuilt (a new file)
         t0 = time.perf_counter()
         table = load_cache(path)
         loaded = time.perf_counter() - t0

@@ -10,6 +10,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 FOLDERS = {"SeedDataModule": "SEED", "SeedIVDataModule": "SEED_IV", "DeapDataModule": "DEAP"}
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         comparison_pairs,
         comparisons_markdown,
         read_rows,
+        results_of_this_run,
         summary_markdown,
     )
     from ..evaluation.statistics import compare_methods
@@ -77,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = args.out / name / f"seed{seed}"
             cmd = [sys.executable, "-m", "scmm_lightning", *fit_args([config], seed, run_dir, args.extra)]
             print("+ " + " ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True, env=env)
-            latest = max(run_dir.rglob("transfer_results.csv"), key=lambda q: q.stat().st_mtime)
+            started = time.time()
+            code = subprocess.run(cmd, env=env).returncode
+            if code:
+                print(f"error: {name} seed {seed}: fit exited with status {code}; stopping (nothing summarised)",
+                      file=sys.stderr)  # fmt: skip
+                return code
+            latest = results_of_this_run(run_dir, started)
             rows += read_rows(latest, seed=seed)
         heading = f"## {name} (seeds {', '.join(map(str, args.seeds))}; {SEED_SPREAD})"
         comparisons = compare_methods(rows, comparison_pairs(rows), COMPARED, unit=("subject", "seed"))

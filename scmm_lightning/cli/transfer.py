@@ -37,6 +37,50 @@ def join_process_group() -> None:
         dist.init_process_group("gloo")
 
 
+def load_weights(model, state: dict, path: Path) -> None:  # noqa: ANN001
+    """The checkpoint's weights into the config's model, or one line naming what differs (another
+    method, another channel count) instead of a state_dict traceback."""
+    weights = state.get("state_dict") or {}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
+    ]
+    if missing or extra or shapes:
+        saved = (state.get("hyper_parameters") or {}).get("_class_path", "another model")
+        what = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "",
+                f"unexpected {extra[:3]}{' ...' if len(extra) > 3 else ''}" if extra else "",
+                f"shapes {shapes[:2]}{' ...' if len(shapes) > 2 else ''}" if shapes else "",
+            )
+            if part
+        )
+        raise SystemExit(
+            f"transfer: {path} holds {saved} weights that do not fit the config's {type(model).__name__} ({what}); "
+            "pass the config the checkpoint was trained with (its run's config.yaml), same method and channels"
+        )
+    model.load_state_dict(weights)
+
+
+def check_writable(out: Path) -> None:
+    """Before the evaluation runs (minutes to hours): the results folder can be created and written."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise SystemExit(
+            f"transfer: cannot write results to {out} ({err.strerror or err}); choose a writable --out_dir"
+        ) from None
+
+
 def main(argv: Sequence[str]) -> None:
     argv = list(argv)
     ckpt = _pop(argv, "--ckpt_path")
@@ -51,13 +95,14 @@ def main(argv: Sequence[str]) -> None:
     cli = build_cli(argv, run=False)
     join_process_group()
     set_run_seed(cli.config.get("seed_everything") or 0)
-    cli.model.load_state_dict(state["state_dict"])
+    load_weights(cli.model, state, path)
     callback = (
         next((c for c in cli.trainer.callbacks if isinstance(c, CrossCorpusTransfer)), None) or CrossCorpusTransfer()
     )
     cli.datamodule.prepare_data()
     cli.datamodule.setup("fit")
     target = out_dir or str(path.parent.parent / "transfer")
+    check_writable(Path(target))
     evaluated = evaluation_target(cli.datamodule, required=False)
     if evaluated is None:
         raise SystemExit(

@@ -7,6 +7,11 @@ its size kept and its mtime restored (``os.utime`` cannot set it); it costs one 
 nothing like hashing 3 GB of DEAP. A copied or moved corpus therefore gets a new key and is read
 once more. Entries are written to a temporary file and renamed into place, so a crash leaves no
 half-written cache; the temporary files of killed runs are removed by the next build.
+
+Every dataset carries HDF5's Fletcher-32 checksum per chunk, so a flipped bit on disk is a read error,
+not a feature of 2.4e-38 or a label of 5 in a 3-class corpus; labels are also checked against the
+class list. A cache that fails either check is rebuilt by ``build_cache`` (with a warning naming it)
+and refused by ``load_cache`` (naming it and the fix).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,7 @@ from .. import __version__
 from .base import CorpusError, CorpusReader
 
 METADATA = ("subject", "session", "trial", "window", "label")
+CACHE_FORMAT = 2  # 2: Fletcher-32 checksums on every dataset (format 1 caches get a new key, never reused)
 
 
 def default_cache_dir() -> Path:
@@ -42,7 +49,10 @@ def cache_key(reader: CorpusReader) -> str:
         # relative names keep a moved corpus's key; a file outside the root (a table) keeps its full path
         name = str(path.relative_to(reader.root)) if path.is_relative_to(reader.root) else str(path.resolve())
         files.append([name, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
-    payload = {"corpus": reader.name, "files": files, "params": reader.params(), "version": __version__}
+    payload = {
+        "corpus": reader.name, "files": files, "params": reader.params(), "version": __version__,
+        "format": CACHE_FORMAT,
+    }  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -94,7 +104,12 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
     """Extract every subject-session of ``reader`` into the cache (streamed) unless already there."""
     target = cache_path(reader, cache_dir)
     if target.exists():
-        return target
+        try:
+            load_cache(target)
+            return target
+        except ValueError as err:
+            warnings.warn(f"{err.args[0].split(';')[0]}; rebuilding it", stacklevel=2)
+            target.unlink(missing_ok=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_orphans(target)
@@ -125,10 +140,12 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
                 if feats is None:
                     c, f = rec.features.shape[1:]
                     feats = h5.create_dataset(
-                        "features", (0, c, f), maxshape=(None, c, f), dtype="f4", chunks=(min(4096, max(w, 1)), c, f)
-                    )
+                        "features", (0, c, f), maxshape=(None, c, f), dtype="f4", chunks=(min(4096, max(w, 1)), c, f),
+                        fletcher32=True,
+                    )  # fmt: skip
                     meta = {
-                        k: h5.create_dataset(k, (0,), maxshape=(None,), dtype="i8", chunks=(4096,)) for k in METADATA
+                        k: h5.create_dataset(k, (0,), maxshape=(None,), dtype="i8", chunks=(4096,), fletcher32=True)
+                        for k in METADATA
                     }
                 if rec.features.shape[1:] != feats.shape[1:]:
                     raise ValueError(
@@ -182,10 +199,12 @@ def _umask() -> int:
 
 
 def load_cache(path: str | Path) -> CorpusTable:
+    """The cache at ``path``; a ValueError naming it when it cannot be read, fails a checksum or
+    holds a label outside its class list (a damaged file)."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as h5:
-            return CorpusTable(
+            table = CorpusTable(
                 features=h5["features"][()],
                 metadata={k: h5[k][()] for k in METADATA},
                 channel_names=tuple(json.loads(h5.attrs["channel_names"])),
@@ -193,5 +212,17 @@ def load_cache(path: str | Path) -> CorpusTable:
                 corpus=str(h5.attrs["corpus"]),
                 params=json.loads(h5.attrs["params"]),
             )
-    except (OSError, KeyError) as err:
-        raise ValueError(f"{path}: unreadable feature cache ({err}); delete it and run `prepare` again") from err
+    except (OSError, KeyError, ValueError) as err:
+        why = str(err).splitlines()[0][:160]
+        raise ValueError(
+            f"{path}: damaged or unreadable feature cache ({type(err).__name__}: {why}); delete it and run `prepare` "
+            "again (it is rebuilt from the corpus)"
+        ) from None
+    labels = table.metadata["label"]
+    bad = (labels < -1) | (labels >= len(table.class_names))
+    if bad.any():
+        raise ValueError(
+            f"{path}: damaged feature cache (label {int(labels[bad][0])} outside the {len(table.class_names)} classes "
+            f"{list(table.class_names)}); delete it and run `prepare` again (it is rebuilt from the corpus)"
+        )
+    return table

@@ -65,13 +65,20 @@ def canonical(name: str, aliases: Mapping[str, str] | None = None) -> str:
 def select_channels(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
     """Indices into ``available`` of the electrodes ``wanted``, in the order of ``wanted``.
 
-    Raises ``ValueError`` naming every wanted electrode that ``available`` lacks.
+    Raises a ``CorpusError`` (one line) naming every wanted electrode that ``available`` lacks, or
+    that ``wanted`` lists twice (the same electrode would enter the model twice).
     """
+    from .base import CorpusError
+
     index = {canonical(n): i for i, n in enumerate(available)}
     missing = [n for n in wanted if canonical(n) not in index]
     if missing:
-        raise ValueError(
-            f"electrodes {missing} are not in the montage {list(available)}; "
-            "choose a common montage that both corpora share (e.g. DEAP_32)"
+        raise CorpusError(
+            f"channels: electrodes {missing} are not in the montage {list(available)}; fix the names or choose a "
+            "common montage that both corpora share (e.g. DEAP_32)"
         )
+    seen: dict[str, str] = {}
+    twice = [n for n in wanted if seen.setdefault(canonical(n), n) is not n]
+    if twice:
+        raise CorpusError(f"channels: electrodes {twice} are listed twice; list each electrode once")
     return [index[canonical(n)] for n in wanted]

@@ -1,6 +1,7 @@
 """The recordings table: one row per recording or per labelled segment of one, parsed and checked.
 
-Columns ``file`` (relative to the corpus root), ``subject`` (integer) and the label column are
+Columns ``file`` (relative to the corpus root; a path resolving outside the root is refused, since a
+shared table describes one folder), ``subject`` (integer) and the label column are
 required; ``session`` defaults to 1, ``trial`` to the row's rank within its subject-session,
 ``start`` / ``stop`` (seconds) to the whole file. Every problem names the table line and the column.
 """
@@ -8,6 +9,7 @@ required; ``session`` defaults to 1, ``trial`` to the row's rank within its subj
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +35,23 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
     """Parse and check the recordings table; every problem names the line and the column."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            header = [h.strip() for h in reader.fieldnames or []]
-            reader.fieldnames = header
-            rows = list(reader)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise CorpusError(f"recordings table {path} does not exist") from None
+    except IsADirectoryError:
+        raise CorpusError(f"recordings table {path} is a directory; give the table's file (.csv or .tsv)") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise CorpusError(
+            f"{path}: line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; save the table as UTF-8 "
+            "(e.g. 'iconv -f latin1 -t utf-8')"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [h.strip() for h in reader.fieldnames or []]
+    reader.fieldnames = header
+    rows = list(reader)
     required = ("file", "subject", label_column)
     missing = [c for c in required if c not in header]
     if missing:
@@ -49,6 +61,7 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
         )
     segments: list[Segment] = []
     problems: list[str] = []
+    root_resolved = root.resolve()
     ranks: dict[tuple[int, int], int] = {}
     for i, row in enumerate(rows):
         line = i + 2  # the header is line 1
@@ -69,20 +82,19 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
             continue
         rank = ranks[(subject, session)] = ranks.get((subject, session), 0) + 1
         trial = cells.integer("trial", rank)
-        file_path = Path(file_name) if Path(file_name).is_absolute() else root / file_name
-        if not file_path.is_file():
+        file_path = (root / file_name).resolve()  # an absolute file_name stays itself
+        if not file_path.is_relative_to(root_resolved):
+            problems.append(
+                f"line {line}: file {file_name} resolves to {file_path}, outside the root {root}; move the recording "
+                "under the root (a shared table must not read outside the folder it describes)"
+            )
+            continue
+        if file_path.is_dir():
+            problems.append(f"line {line}: file {file_path} is a directory, not a recording")
+        elif not file_path.is_file():
             problems.append(f"line {line}: file {file_path} does not exist")
         segments.append(Segment(line, file_path, subject, session, trial, label, start, stop))
-    spans: dict[tuple[Path, float | None, float | None], int] = {}
-    for s in segments:
-        key = (s.file, s.start, s.stop)
-        if key in spans:
-            problems.append(
-                f"line {s.line}: {s.file} from {s.start if s.start is not None else 'its start'} to "
-                f"{s.stop if s.stop is not None else 'its end'} repeats line {spans[key]} (the same windows twice "
-                "could land on both sides of a split); remove one of the two lines"
-            )
-        spans.setdefault(key, s.line)
+    problems += overlapping_spans(segments)
     seen: dict[tuple[int, int, int], int] = {}
     for s in segments:
         key = (s.subject, s.session, s.trial)
@@ -97,6 +109,36 @@ def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segm
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise CorpusError(f"{path}: bad recordings table:\n  {shown}")
     return segments
+
+
+def overlapping_spans(segments: list[Segment]) -> list[str]:
+    """Rows whose spans of one file (paths already resolved: ``a/../b/x.fif`` is ``b/x.fif``)
+    overlap, a whole-file row (no start/stop) overlapping everything in its file: the same windows
+    would land in two trials, possibly with two labels and on both sides of a split."""
+    problems = []
+    by_file: dict[Path, list[Segment]] = {}
+    for s in segments:
+        by_file.setdefault(s.file, []).append(s)
+    for file, rows in by_file.items():
+        spans = sorted(rows, key=lambda s: (s.start or 0.0, s.line))
+        for i, a in enumerate(spans):
+            a_stop = math.inf if a.stop is None else a.stop
+            for b in spans[i + 1 :]:
+                if (b.start or 0.0) >= a_stop:
+                    break
+                first, second = sorted((a, b), key=lambda s: s.line)
+                what = "repeats" if (a.start, a.stop) == (b.start, b.stop) else "overlaps"
+                problems.append(
+                    f"line {second.line}: {file} from {_at(second.start, 'its start')} to {_at(second.stop, 'its end')} "
+                    f"({second.label}) {what} line {first.line} ({_at(first.start, 'its start')} to "
+                    f"{_at(first.stop, 'its end')}, {first.label}): the same windows would be in two trials; make the "
+                    "spans disjoint or remove one line"
+                )
+    return problems
+
+
+def _at(seconds: float | None, default: str) -> str:
+    return default if seconds is None else f"{seconds:g} s"
 
 
 class _Cells:

@@ -105,6 +105,13 @@ def read_trials(
         if not ok or arr.shape[0] != n_channels:
             expected = "(62, windows, bands)" if shape == "features" else "(62, samples)"
             raise CorpusError(f"{path}: {keys[t]} has shape {arr.shape}, expected {expected}")
+        if shape == "features" and arr.shape[2] != 5:
+            raise CorpusError(
+                f"{path}: {keys[t]} has {arr.shape[2]} bands, expected 5 (delta, theta, alpha, beta, gamma); this "
+                "file is not an official feature file (replace it)"
+            )
+        if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+            raise CorpusError(f"{path}: {keys[t]} holds {arr.dtype} values, expected real numbers (replace the file)")
         check_finite(arr, f"{path}: {keys[t]}")
         out.append(arr.transpose(1, 0, 2).astype(np.float32) if shape == "features" else arr)
     return out
@@ -145,6 +152,11 @@ class SeedFamilyReader(CorpusReader):
 
     def session_files(self) -> dict[tuple[int, int], Path]:
         return dict(self.files)
+
+    def num_sessions(self) -> int:
+        """The subject-session files only (``source_files`` also lists SEED's label.mat, which the
+        cache progress bar counted as a session)."""
+        return len(self.files)
 
     @abstractmethod
     def labels(self, session: int) -> list[int]:

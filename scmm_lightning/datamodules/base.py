@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ..corpora import CorpusInfo, Normalization, SplitConfig, normalize, select_channels
+from ..corpora import CorpusError, CorpusInfo, Normalization, SplitConfig, normalize, select_channels
 from .dataset import WindowDataset, make_loader, training_loader
 
 
@@ -114,15 +114,21 @@ class WindowDataModule(L.LightningDataModule):
         labels = np.asarray(meta["label"]).copy()
         if self.label_map is not None:
             unknown = set(self.label_map) - set(range(len(self.info.class_names)))
+            targets = sorted(set(self.label_map.values()))
+            if targets != list(range(len(targets))):
+                raise CorpusError(
+                    f"label_map {self.label_map}: the new class ids must be 0..{len(targets) - 1} with no gap "
+                    f"({len(targets)} classes), got {targets}; renumber the values"
+                )
             if unknown:
-                raise ValueError(
+                raise CorpusError(
                     f"label_map keys {sorted(unknown)} are not {self.corpus_name} classes "
                     f"{dict(enumerate(self.info.class_names))}"
                 )
             keep &= np.isin(labels, list(self.label_map))
             labels = np.array([self.label_map.get(int(v), -1) for v in labels], dtype=np.int64)
         if not keep.any():
-            raise ValueError(
+            raise CorpusError(
                 f"no {self.corpus_name} windows left after selecting subjects={self.subjects}, "
                 f"sessions={self.sessions}, label_map={self.label_map}"
             )
@@ -133,7 +139,10 @@ class WindowDataModule(L.LightningDataModule):
             features = features[:, select_channels(self.info.channel_names, self.channels)]
         train, test = self.split.masks(meta)
         if not train.any():
-            raise ValueError(f"{self.corpus_name}: the split {self.split} leaves no training windows")
+            raise CorpusError(
+                f"{self.corpus_name}: split {self.split.kind!r} leaves no training windows ({self.split}); give "
+                "split fewer test trials/subjects"
+            )
         features = normalize(features, meta["subject"], train, self.normalization)
         self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
         self.test_set = WindowDataset(features[test], {k: v[test] for k, v in meta.items()}) if test.any() else None
@@ -146,7 +155,7 @@ class WindowDataModule(L.LightningDataModule):
         subjects = sorted(set(subject.tolist())) if self.subjects is None else list(self.subjects)
         missing_subjects = [s for s in subjects if s not in set(subject.tolist())]
         if missing_subjects:
-            raise ValueError(
+            raise CorpusError(
                 f"{self.corpus_name}: subjects {missing_subjects} requested (data subjects) are not in the corpus, "
                 f"which has {sorted(set(subject.tolist()))}"
             )
@@ -155,9 +164,18 @@ class WindowDataModule(L.LightningDataModule):
             wanted |= set(self.split.train_sessions) | set(self.split.test_sessions)
         gaps = [(s, e) for s in subjects for e in sorted(wanted) if (s, e) not in present]
         if gaps:
-            raise ValueError(
+            raise CorpusError(
                 f"{self.corpus_name}: (subject, session) pairs {gaps[:20]} requested (data sessions / split sessions) "
                 "are not in the corpus; check the corpus tree (prepare warns about missing files) or select fewer"
+            )
+
+    def check_batch_size(self) -> None:
+        """Pre-training needs one whole batch of training windows (called at setup by a cross-corpus
+        pair for its source, so the error comes before the model summary)."""
+        if self.train_set is not None and len(self.train_set) < self.batch_size:
+            raise CorpusError(
+                f"the {self.corpus_name} training split has {len(self.train_set)} training windows, fewer than "
+                f"batch_size={self.batch_size}; lower data batch_size"
             )
 
     def train_dataloader(self) -> DataLoader:

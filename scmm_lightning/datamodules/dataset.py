@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -86,8 +87,16 @@ def make_loader(
 def training_loader(dataset: WindowDataset, batch_size: int, num_workers: int, seed: int, owner: str) -> DataLoader:
     """The shuffled, last-batch-dropping training loader; ``owner`` names the data in the error
     raised when there is not one whole batch."""
+    from ..corpora.base import CorpusError
+
     if len(dataset) < batch_size:
-        raise ValueError(
+        raise CorpusError(
             f"{owner} has {len(dataset)} training windows, fewer than batch_size={batch_size}; lower data batch_size"
+        )
+    if batch_size < 2:
+        warnings.warn(
+            f"{owner}: batch_size={batch_size} gives a contrastive loss no other window to compare with (it is 0 at "
+            "every step); use 2 or more",
+            stacklevel=2,
         )
     return make_loader(dataset, batch_size, True, True, num_workers, seed)

@@ -45,6 +45,7 @@ class FinetuneJob:
     val: Tensor
     test: Tensor
     groups: Tensor | None = None
+    select_at: int | None = None  # report this epoch (chosen beforehand by cross-validation), not the best on val
 
 
 def build_model(encoder: nn.Module, num_classes: int, config: FinetuneConfig, seed: int) -> nn.Module:
@@ -309,7 +310,7 @@ def finetune_batched(
                     results[j] = finetune(
                         job.encoder, num_classes, (train[0][job.fit], train[1][job.fit]),
                         (train[0][job.val], train[1][job.val]), (test[0][job.test], test[1][job.test]),
-                        config, job.seed, test_groups=job.groups,
+                        config, job.seed, test_groups=job.groups, select_at=job.select_at,
                     )  # fmt: skip
                 continue
             for j, metrics in zip(chunk, _train_stack(stack, [jobs[j] for j in chunk], train_x, train_y,
@@ -377,11 +378,12 @@ def _train_stack(
         ey, val_mask, test_mask = eval_y[running], is_val[running], is_test[running]
         val_bacc = _balanced_accuracies(logits, ey, val_mask, num_classes).tolist()
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ey.reshape(-1), reduction="none").view(ey.shape)
-        nv = val_mask.sum(1).float()
+        nv = val_mask.sum(1).float()  # 0 for a refit (no validation rows): NaN figures, as the loop
         val_loss = ((ce * val_mask).sum(1) / nv).tolist()
         correct = logits.argmax(-1) == ey
         val_acc = ((correct & val_mask).sum(1).float() / nv).tolist()
-        test_acc = ((correct & test_mask).sum(1).float() / test_mask.sum(1).clamp_min(1).float()).tolist()
+        test_acc = ((correct & test_mask).sum(1).float() / test_mask.sum(1).float()).tolist()
+        val_bacc = [b if v > 0 else float("nan") for b, v in zip(val_bacc, nv.tolist())]
         still = []
         for i, j in enumerate(running):
             h = history[j]
@@ -390,12 +392,16 @@ def _train_stack(
             h["val_loss"].append(val_loss[i])
             h["test_acc"].append(test_acc[i])
             key = (val_bacc[i], -val_loss[i])
-            if best_key[j] is None or key > best_key[j]:
+            if jobs[j].select_at is not None:
+                chosen = epoch == jobs[j].select_at
+            else:
+                chosen = best_key[j] is None or key > best_key[j]
+            if chosen:
                 best_key[j], best_epoch[j] = key, epoch
                 best_test[j] = logits[i, n_val[j] : n_val[j] + n_test[j]].cpu()
                 best_state[j] = stack.snapshot(j)
                 still.append(j)
-            elif config.patience is not None and epoch - best_epoch[j] >= config.patience:
+            elif jobs[j].select_at is None and config.patience is not None and epoch - best_epoch[j] >= config.patience:
                 continue
             else:
                 still.append(j)
@@ -417,8 +423,9 @@ def _train_stack(
         e = best_epoch[j]
         h = history[j]
         metrics.update(
-            best_epoch=e, val_acc=h["val_acc"][e], val_balanced_accuracy=h["val_bacc"][e], val_loss=h["val_loss"][e],
-            optimistic_best_test_acc=max(h["test_acc"]), history=h,
+            best_epoch=e, best_step=None, val_acc=h["val_acc"][e], val_balanced_accuracy=h["val_bacc"][e],
+            val_loss=h["val_loss"][e], optimistic_best_test_acc=max((a for a in h["test_acc"] if a == a), default=float("nan")),
+            history=h,
         )  # fmt: skip
         out.append(metrics)
     return out

@@ -5,8 +5,9 @@ over the DDP ranks and gathered, so W processes take about 1/W of the time with 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -16,20 +17,28 @@ from ..seeding import subject_seed
 from .batched import FinetuneJob, finetune_batched
 from .finetune import FinetuneConfig, finetune, fit_summary, split_finetune_validation
 from .metrics import classification_metrics
-from .probe import L2_GRID, embed, module_device, select_and_fit_probes
+from .probe import L2_GRID, SelectedProbe, embed, module_device, select_and_fit_probes
 
 
 @dataclass
 class Part:
-    """One model's data: rows of the train set that fit (``fit``) and validate (``val``), rows of
-    the test set it is scored on, and ``key`` (the subject, or 0 for one cross-subject model whose
-    test rows are reported per subject)."""
+    """One model's data: rows of the train set that fit (``fit``) and validate (``val``) it, rows of
+    the test set it is scored on, ``key`` (the subject, or 0 for one cross-subject model whose test
+    rows are reported per subject) and ``folds``, the (fit, validation) row masks that choose the
+    probe's L2 and the fine-tuning checkpoint: one hold-out (``fit``, ``val``), or K
+    cross-validation folds of every fine-tuning row (then ``val`` is empty and the reported model
+    is refitted on ``fit``, every fine-tuning row)."""
 
     key: int
     fit: Tensor
     val: Tensor
     test: Tensor
     cross_subject: bool = False
+    folds: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.folds:
+            self.folds = [(self.fit, self.val)]
 
 
 def is_cross_subject(train: WindowDataset, test: WindowDataset) -> bool:
@@ -37,12 +46,9 @@ def is_cross_subject(train: WindowDataset, test: WindowDataset) -> bool:
     return set(train.meta["subject"].tolist()).isdisjoint(test.meta["subject"].tolist())
 
 
-def protocol_parts(
-    train: WindowDataset, test: WindowDataset, config: FinetuneConfig, subjects: list[int] | None = None
+def _holdout_parts(
+    train: WindowDataset, test: WindowDataset, config: FinetuneConfig, subjects: list[int] | None
 ) -> list[Part]:
-    """Within-subject: per subject on both sides (or ``subjects``), validation = the latest
-    fine-tuning trial(s) of every class. Cross-subject: one part, validation = the last
-    ``config.val_subjects`` training subjects (or those listed)."""
     if is_cross_subject(train, test):
         train_subjects = sorted(set(train.meta["subject"].tolist()))
         chosen = config.val_subjects
@@ -75,22 +81,171 @@ def protocol_parts(
     return parts
 
 
+def cross_validation_folds(meta: dict[str, Tensor], rows: Tensor, folds: int, cross_subject: bool, key: int = 0):
+    """K (fit, validation) row masks over ``rows`` (a boolean mask of the train set), grouped so no
+    trial (within-subject) or subject (cross-subject) is on both sides of a fold.
+
+    Within-subject: per session and class, trials sorted by id; fold f validates the trial at
+    position n - 1 - f (mod n) of every class (fold 0 the latest trial of each class, fold 1 the one
+    before, ...), the rest fit; K = min(``folds``, the most trials any class has). A class with one
+    trial cannot both fit and validate: an error names the subject. Cross-subject: the training
+    subjects, sorted, dealt over K = min(``folds``, subjects) folds (subject i validates in fold
+    i mod K)."""
+    if folds < 2:
+        raise ValueError(f"finetune.folds={folds}: cross-validation needs 2 or more folds (or set selection: holdout)")
+    subject, session, trial, label = (meta[k] for k in ("subject", "session", "trial", "label"))
+    if cross_subject:
+        ids = sorted(set(subject[rows].tolist()))
+        if len(ids) < 2:
+            raise ValueError(f"cross-validation over subjects needs 2 or more training subjects, got {ids}")
+        k = min(folds, len(ids))
+        out = []
+        for f in range(k):
+            val = rows & torch.isin(subject, torch.tensor(ids[f::k]))
+            out.append((rows & ~val, val))
+        return out
+    groups = []  # per (session, class): its trials in order
+    short = []
+    for s in torch.unique(session[rows]).tolist():
+        for c in torch.unique(label[rows & (session == s)]).tolist():
+            trials = torch.unique(trial[rows & (session == s) & (label == c)])
+            if len(trials) < 2:
+                short.append((s, c))
+            groups.append((s, trials))
+    if short:
+        raise ValueError(
+            f"subject {key}: (session, class) {short} have one fine-tuning trial; cross-validation needs two per class "
+            "(give this subject more fine-tuning trials with the target split, or set finetune.selection: holdout)"
+        )
+    k = min(folds, max(len(t) for _, t in groups))
+    out = []
+    for f in range(k):
+        val = torch.zeros_like(rows)
+        for s, trials in groups:
+            pick = trials[(len(trials) - 1 - f) % len(trials)]
+            val |= rows & (session == s) & (trial == pick)
+        out.append((rows & ~val, val))
+    return out
+
+
+def protocol_parts(
+    train: WindowDataset, test: WindowDataset, config: FinetuneConfig, subjects: list[int] | None = None
+) -> list[Part]:
+    """Within-subject: a part per subject on both sides (or ``subjects``); cross-subject: one part.
+    ``selection: holdout``: validation = the latest ``val_trials_per_class`` fine-tuning trial(s) of
+    every class (cross-subject: the last ``val_subjects`` training subjects, or those listed);
+    ``cv``: ``folds`` cross-validation folds over every fine-tuning row
+    (:func:`cross_validation_folds`)."""
+    if config.selection == "holdout":
+        return _holdout_parts(train, test, config, subjects)
+    cross = is_cross_subject(train, test)
+    if cross:
+        te = torch.ones(len(test), dtype=torch.bool)
+        if subjects is not None:
+            te = torch.isin(test.meta["subject"], torch.tensor(subjects))
+        rows = torch.ones(len(train), dtype=torch.bool)
+        keyed = [(0, rows, te)]
+    else:
+        both = sorted(set(train.meta["subject"].tolist()) & set(test.meta["subject"].tolist()))
+        keyed = [
+            (s, train.meta["subject"] == s, test.meta["subject"] == s)
+            for s in (subjects if subjects is not None else both)
+        ]
+    return [
+        Part(
+            key,
+            rows,
+            torch.zeros_like(rows),
+            te,
+            cross,
+            cross_validation_folds(train.meta, rows, config.folds, cross, key),
+        )
+        for key, rows, te in keyed
+    ]
+
+
 def _model_seed(seed: int, method_index: int, part: Part) -> int:
     """A fine-tuning model's seed: from the run seed, the method's position and the subject only."""
     return subject_seed(subject_seed(seed, 0, method_index), part.key, 1 if part.cross_subject else 0)
 
 
+def _fold_seed(model_seed: int, fold: int) -> int:
+    return subject_seed(model_seed, fold + 1, 3)
+
+
 _SCORES = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion", "test_classes")
 
 
-def _scored(logits: Tensor, y: Tensor, groups: Tensor | None, num_classes: int) -> dict:
-    metrics = classification_metrics(logits, y, num_classes)
-    if groups is not None:
-        metrics["groups"] = {
-            int(g): classification_metrics(logits[groups == g], y[groups == g], num_classes)
-            for g in torch.unique(groups).tolist()
-        }
-    return metrics
+@dataclass
+class _Model:
+    """One model to train: encoder name, seed, rows (index tensors), head (LP-FT) and ``select_at``."""
+
+    name: str
+    seed: int
+    fit: Tensor
+    val: Tensor
+    test: Tensor
+    groups: Tensor | None
+    head: nn.Module | None = None
+    select_at: int | None = None
+
+
+def _train_models(
+    specs: list[_Model],
+    encoders: dict[str, nn.Module],
+    train: WindowDataset,
+    test: WindowDataset,
+    num_classes: int,
+    config: FinetuneConfig,
+) -> list[dict]:
+    """Train every model: stacked (``finetune_batched``) when the engine says so and the recipe is
+    ``reference``, else one after another (``finetune``)."""
+    if not specs:
+        return []
+    y, test_y = train.meta["label"], test.meta["label"]
+    devices = {module_device(e).type for e in encoders.values()}
+    batched = config.engine == "batched" or (config.engine == "auto" and devices != {"cpu"})
+    if batched and config.recipe != "reference":
+        if config.engine == "batched":
+            warnings.warn(
+                "finetune.engine batched runs the reference recipe only; the lpft models train one at a time",
+                stacklevel=3,
+            )
+        batched = False
+    if batched:
+        jobs = [FinetuneJob(encoders[m.name], m.seed, m.fit, m.val, m.test, m.groups, m.select_at) for m in specs]
+        return finetune_batched(jobs, (train.x, y), (test.x, test_y), num_classes, config)
+    return [
+        finetune(
+            encoders[m.name],
+            num_classes,
+            (train.x[m.fit], y[m.fit]),
+            (train.x[m.val], y[m.val]),
+            (test.x[m.test], test_y[m.test]),
+            config,
+            m.seed,
+            test_groups=m.groups,
+            head=m.head,
+            select_at=m.select_at,
+        )  # fmt: skip
+        for m in specs
+    ]
+
+
+def _cv_choice(fold_results: list[dict]) -> tuple[int, dict[str, float]]:
+    """The checkpoint with the best mean validation balanced accuracy over folds (ties: lower mean
+    validation loss, then the earlier checkpoint) and the mean validation figures there."""
+    n = min(len(r["history"]["val_bacc"]) for r in fold_results)
+    mean = {
+        key: [round(float(np.mean([r["history"][key][c] for r in fold_results])), 9) for c in range(n)]
+        for key in ("val_bacc", "val_acc", "val_loss")
+    }
+    best = max(range(n), key=lambda c: (mean["val_bacc"][c], -mean["val_loss"][c], -c))
+    return best, {
+        "val_balanced_accuracy": mean["val_bacc"][best],
+        "val_acc": mean["val_acc"][best],
+        "val_loss": mean["val_loss"][best],
+    }
 
 
 def run_protocol(
@@ -108,83 +263,115 @@ def run_protocol(
 ) -> dict[str, dict[str, dict[int, dict]]]:
     """``{kind: {method: {subject: metrics}}}`` for ``kind`` in ``probe`` / ``finetune``.
 
-    Every (kind, method, part) is one job; job ``j`` runs on rank ``j mod W`` and the results are
-    gathered on every rank (call it on all ranks or on none). Each model's seed depends only on the
-    method's position, the subject and ``seed``: the same on any number of ranks.
+    Every (method, part) is one job (its probe, its fold models and its reported model); job ``j``
+    runs on rank ``j mod W`` and the results are gathered on every rank (call it on all ranks or on
+    none). Each model's seed depends only on the method's position, the subject, the fold and
+    ``seed``: the same on any number of ranks. When both kinds run, each fine-tuning row also
+    carries its own probe's figures (``probe_accuracy``, ``probe_balanced_accuracy``).
     """
     parts = protocol_parts(train, test, config, subjects)
-    jobs = [(kind, k, name, part) for kind in kinds for k, name in enumerate(encoders) for part in parts]
+    jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
     rank, size = world()
     mine = jobs[rank::size]
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), desc=f"evaluation ({size} process{'es' if size > 1 else ''})", unit="model")
+        bar = tqdm(total=len(jobs) * len(kinds), desc=f"evaluation ({size} process{'es' if size > 1 else ''})",
+                   unit="model")  # fmt: skip
     done = []
     y, test_y = train.meta["label"], test.meta["label"]
-    devices = {module_device(e).type for e in encoders.values()}
-    if config.engine == "batched" or (config.engine == "auto" and devices != {"cpu"}):
-        # this rank's fine-tuning jobs trained together
-        tuned = [job for job in mine if job[0] == "finetune"]
-        stacked = finetune_batched(
-            [
-                FinetuneJob(
-                    encoders[name], _model_seed(seed, k, part), part.fit.nonzero().squeeze(1),
-                    part.val.nonzero().squeeze(1), part.test.nonzero().squeeze(1),
-                    test.meta["subject"][part.test] if part.cross_subject else None,
-                )
-                for _, k, name, part in tuned
-            ],
-            (train.x, y), (test.x, test_y), num_classes, config,
-        )  # fmt: skip
-        for (kind, _, name, part), metrics in zip(tuned, stacked):
-            metrics.pop("history")
-            metrics.update(n_finetune=int(part.fit.sum()), n_val=int(part.val.sum()))
-            done.append((kind, name, part.key, metrics))
-        if bar is not None:
-            bar.update(size * len(tuned))
-        mine = [job for job in mine if job[0] != "finetune"]
-    probed: dict[str, list] = {}
-    for job in mine:
-        if job[0] == "probe":
-            probed.setdefault(job[2], []).append(job)
-    for name, probe_jobs in probed.items():  # per encoder: every part x every L2 value solved together
-        h, h_test = embed(encoders[name], train.x), embed(encoders[name], test.x)
-        tasks = [
-            (h[part.fit | part.val], y[part.fit | part.val], part.val[part.fit | part.val]) for *_, part in probe_jobs
-        ]
-        fitted = select_and_fit_probes(tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop")
-        for (kind, _, _, part), (probe, l2, val_bacc) in zip(probe_jobs, fitted):
+    tuned = "finetune" in kinds
+    selected: dict[tuple[str, int], SelectedProbe] = {}
+    if "probe" in kinds or (tuned and config.recipe == "lpft"):
+        for name in dict.fromkeys(name for _, name, _ in mine):  # per encoder: every part x fold x L2 together
+            probe_jobs = [job for job in mine if job[1] == name]
+            h = embed(encoders[name], train.x)
+            tasks = []
+            for *_, part in probe_jobs:
+                rows = part.fit | part.val
+                tasks.append((h[rows], y[rows], [val[rows] for _, val in part.folds]))
+            fitted = select_and_fit_probes(tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop")
+            h_test = embed(encoders[name], test.x) if "probe" in kinds else None
+            for (_, _, part), sel in zip(probe_jobs, fitted):
+                selected[(name, part.key)] = sel
+                if "probe" not in kinds:
+                    continue
+                rows = part.fit | part.val
+                groups = test.meta["subject"][part.test] if part.cross_subject else None
+                metrics = _scored(sel.probe(h_test[part.test]), test_y[part.test], groups, num_classes)
+                metrics.update(fit_summary(sel.probe(h[rows]), y[rows], num_classes))
+                metrics.update(
+                    l2=sel.l2, l2_at_edge=sel.at_edge, val_balanced_accuracy=sel.val_balanced_accuracy,
+                    **_sizes(part),
+                )  # fmt: skip
+                done.append(("probe", name, part.key, metrics))
+            if bar is not None and "probe" in kinds:
+                bar.update(size * len(probe_jobs))
+    if tuned:
+        lpft = config.recipe == "lpft"
+        index = lambda mask: mask.nonzero().squeeze(1)  # noqa: E731
+        empty = torch.zeros(0, dtype=torch.long)
+
+        def head(name: str, part: Part, fold: int | None) -> nn.Module | None:
+            if not lpft:
+                return None
+            sel = selected[(name, part.key)]
+            return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
+
+        first, owners = [], []
+        for k, name, part in mine:
+            model_seed = _model_seed(seed, k, part)
             groups = test.meta["subject"][part.test] if part.cross_subject else None
-            metrics = _scored(probe(h_test[part.test]), test_y[part.test], groups, num_classes)
-            metrics.update(fit_summary(probe(h[part.fit | part.val]), y[part.fit | part.val], num_classes))
-            metrics.update(
-                l2=l2, val_balanced_accuracy=val_bacc, n_finetune=int(part.fit.sum()), n_val=int(part.val.sum())
+            if config.selection == "holdout":
+                ((fit, val),) = part.folds
+                first.append(
+                    _Model(name, model_seed, index(fit), index(val), index(part.test), groups, head(name, part, 0))
+                )
+                owners.append((k, name, part, None))
+                continue
+            for f, (fit, val) in enumerate(part.folds):
+                first.append(
+                    _Model(name, _fold_seed(model_seed, f), index(fit), index(val), empty, None, head(name, part, f))
+                )
+                owners.append((k, name, part, f))
+        first_results = _train_models(first, encoders, train, test, num_classes, config)
+        finals, refits, refit_owners = [], [], []
+        for k, name, part in mine:
+            mine_results = [
+                r for (k2, n2, p2, _), r in zip(owners, first_results) if (k2, n2, p2.key) == (k, name, part.key)
+            ]
+            if config.selection == "holdout":
+                finals.append(((k, name, part), mine_results[0], {}))
+                continue
+            chosen, val_figures = _cv_choice(mine_results)
+            groups = test.meta["subject"][part.test] if part.cross_subject else None
+            refits.append(
+                _Model(
+                    name,
+                    _model_seed(seed, k, part),
+                    index(part.fit),
+                    empty,
+                    index(part.test),
+                    groups,
+                    head(name, part, None),
+                    select_at=chosen,
+                )  # fmt: skip
             )
-            done.append((kind, name, part.key, metrics))
+            refit_owners.append(((k, name, part), val_figures))
+        for (owner, val_figures), metrics in zip(
+            refit_owners, _train_models(refits, encoders, train, test, num_classes, config)
+        ):
+            finals.append((owner, metrics, val_figures))
+        for (_, name, part), metrics, val_figures in finals:
+            metrics.pop("history")
+            metrics.update(val_figures)
+            metrics.update(_sizes(part))
+            done.append(("finetune", name, part.key, metrics))
         if bar is not None:
-            bar.update(size * len(probe_jobs))
-    mine = [job for job in mine if job[0] != "probe"]
-    for kind, k, name, part in mine:  # the per-model fine-tuning loop (engine: loop)
-        groups = test.meta["subject"][part.test] if part.cross_subject else None
-        metrics = finetune(
-            encoders[name],
-            num_classes,
-            (train.x[part.fit], y[part.fit]),
-            (train.x[part.val], y[part.val]),
-            (test.x[part.test], test_y[part.test]),
-            config,
-            _model_seed(seed, k, part),
-            test_groups=groups,
-        )
-        metrics.pop("history")
-        metrics.update(n_finetune=int(part.fit.sum()), n_val=int(part.val.sum()))
-        done.append((kind, name, part.key, metrics))
-        if bar is not None:
-            bar.update(size)  # every rank advances at the same pace
+            bar.update(size * len(mine))
     if bar is not None:
-        bar.n = len(jobs)
+        bar.n = bar.total
         bar.close()
     results: dict[str, dict[str, dict[int, dict]]] = {kind: {name: {} for name in encoders} for kind in kinds}
     for kind, name, key, metrics in (item for rank_items in gather_objects(done) for item in rank_items):
@@ -200,9 +387,51 @@ def run_protocol(
     for kind in results:
         for name in results[kind]:
             results[kind][name] = dict(sorted(results[kind][name].items()))
+    if "probe" in results and "finetune" in results:
+        for name, per_subject in results["finetune"].items():
+            for subject, metrics in per_subject.items():
+                probe = results["probe"][name].get(subject, {})
+                metrics["probe_accuracy"] = probe.get("accuracy")
+                metrics["probe_balanced_accuracy"] = probe.get("balanced_accuracy")
     warn_missing_test_classes(results, num_classes)
     warn_unfitted(results)
+    warn_grid_edge(results, l2_grid)
     return results
+
+
+def _sizes(part: Part) -> dict[str, int]:
+    """Rows the reported model was fitted on, validation rows (per fold, rounded mean) and folds."""
+    n_val = round(float(np.mean([int(val.sum()) for _, val in part.folds])))
+    return {"n_finetune": int(part.fit.sum()), "n_val": n_val, "folds": len(part.folds)}
+
+
+def _scored(logits: Tensor, y: Tensor, groups: Tensor | None, num_classes: int) -> dict:
+    metrics = classification_metrics(logits, y, num_classes)
+    if groups is not None:
+        metrics["groups"] = {
+            int(g): classification_metrics(logits[groups == g], y[groups == g], num_classes)
+            for g in torch.unique(groups).tolist()
+        }
+    return metrics
+
+
+def warn_grid_edge(results: dict, l2_grid: tuple[float, ...]) -> None:
+    """One warning naming the probe rows whose L2 was chosen at an end of the grid (the optimum may
+    lie beyond it: widen ``l2_grid``)."""
+    rows = sorted(
+        {
+            f"{name}/subject {subject} (l2 {m['l2']:g})"
+            for name, per_subject in results.get("probe", {}).items()
+            for subject, m in per_subject.items()
+            if m.get("l2_at_edge")
+        }  # fmt: skip
+    )
+    if rows and world()[0] == 0:
+        warnings.warn(
+            f"{len(rows)} probe row(s) chose an L2 at an end of the grid {tuple(l2_grid)}: {', '.join(rows[:12])}"
+            f"{' ...' if len(rows) > 12 else ''}; the optimum may lie beyond it (widen l2_grid)",
+            stacklevel=3,
+        )
 
 
 def warn_unfitted(results: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -20,6 +21,7 @@ LABELS = {
     "macro_f1": "macro-F1",
     "auroc": "AUROC",
     "val_balanced_accuracy": "val. balanced acc.",
+    "probe_balanced_accuracy": "probe balanced acc.",
 }
 COLUMNS = (
     "method",
@@ -28,7 +30,11 @@ COLUMNS = (
     "balanced_accuracy",
     "macro_f1",
     "auroc",
+    "probe_accuracy",
+    "probe_balanced_accuracy",
     "best_epoch",
+    "best_step",
+    "folds",
     "val_balanced_accuracy",
     "val_acc",
     "optimistic_best_test_acc",
@@ -40,7 +46,7 @@ COLUMNS = (
 )
 
 
-SUMMARY_KEYS = (*METRICS, "val_balanced_accuracy", "optimistic_best_test_acc")
+SUMMARY_KEYS = (*METRICS, "probe_balanced_accuracy", "val_balanced_accuracy", "optimistic_best_test_acc")
 COMPARED = ("accuracy", "balanced_accuracy")
 OPTIMISTIC_NOTE = (
     "*Optimistic: the best test accuracy over fine-tuning epochs (the authors' protocol, model selection on "
@@ -151,8 +157,9 @@ def markdown(rows: list[dict], title: str) -> str:
     lines += ["", summary_markdown(rows, "## Mean +/- std over target subjects")]
     lines += [
         "",
-        "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials at the epoch chosen on validation",
-        "trials carved from each subject's fine-tuning trials. " + OPTIMISTIC_NOTE,
+        "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials, of the fine-tuned model at the",
+        "checkpoint chosen on validation (cross-validation folds of the fine-tuning trials, or a hold-out: column",
+        "folds); probe columns: the same encoder's linear probe on the same trials. " + OPTIMISTIC_NOTE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -169,12 +176,13 @@ def console_table(rows: list[dict], title: str, comparisons: list[dict] | None =
         f"{'subject':>8}" + "".join(f"{m:>{width + 4}}" for m in methods),
     ]
     lines += [f"{sub:>8}" + "".join(f"{_fmt(acc.get((m, sub))):>{width + 4}}" for m in methods) for sub in subjects]
-    head = f"{'method':<{width}}" + "".join(f"{LABELS[k]:>20}" for k in METRICS) + f"{'optimistic*':>20}"
+    shown = (*METRICS, "probe_balanced_accuracy")
+    head = f"{'method':<{width}}" + "".join(f"{LABELS[k]:>20}" for k in shown) + f"{'optimistic*':>20}"
     lines += ["", "mean +/- std over subjects:", head, "-" * len(head)]
     for method, v in s.items():
         lines.append(
             f"{method:<{width}}"
-            + "".join(f"{v[k][0]:>11.4f} +/-{v[k][1]:.3f}" for k in (*METRICS, "optimistic_best_test_acc"))
+            + "".join(f"{v[k][0]:>11.4f} +/-{v[k][1]:.3f}" for k in (*shown, "optimistic_best_test_acc"))
         )
     lines.append("* best test accuracy over fine-tuning epochs (selection on test data): comparison only")
     if comparisons:
@@ -187,12 +195,71 @@ def console_table(rows: list[dict], title: str, comparisons: list[dict] | None =
     return "\n".join(lines)
 
 
+def manifest_path(csv_path: Path) -> Path:
+    """The manifest of the result set a ``<stem>.csv`` belongs to: ``<stem>.manifest.json``."""
+    return csv_path.with_name(csv_path.stem + ".manifest.json")
+
+
+def write_result_set(out: Path, files: dict[str, bytes], stem: str) -> dict[str, Path]:
+    """Write several result files as ONE set: the old set's manifest is removed first, each file is
+    written atomically, and the manifest (each file's SHA-256) is written last. A run killed between
+    two files leaves no manifest, so readers (:func:`check_result_set`) never take the csv of one run
+    for the table of another."""
+    manifest = out / f"{stem}.manifest.json"
+    manifest.unlink(missing_ok=True)
+    paths = {}
+    for name, data in files.items():
+        paths[name] = out / name
+        atomic_write(paths[name], data)
+    digest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    atomic_write(manifest, json.dumps({"files": digest}, indent=2).encode())
+    return paths
+
+
+def check_result_set(csv_path: str | Path) -> None:
+    """Refuse a results csv whose set is not whole (no manifest: a killed write, or files of several
+    runs) or whose files changed since (a hash differs); the error names the folder and the fix."""
+    csv_path = Path(csv_path)
+    manifest = manifest_path(csv_path)
+    if not manifest.is_file():
+        raise ValueError(
+            f"{csv_path}: its result set has no {manifest.name} (the run that wrote it was killed mid-write, or the "
+            "files come from different runs); run the evaluation again"
+        )
+    listed = json.loads(manifest.read_text())["files"]
+    for name, want in listed.items():
+        path = csv_path.parent / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != want:
+            raise ValueError(
+                f"{path}: differs from its result set's {manifest.name} (a file of another run, or edited); run the "
+                "evaluation again"
+            )
+
+
+def results_of_this_run(run_dir: Path, started: float, stem: str = "transfer_results") -> Path:
+    """The ``<stem>.csv`` the run just made under ``run_dir`` wrote (newer than ``started``, its
+    set whole): never an older run's table left in the same folder."""
+    fresh = [p for p in Path(run_dir).rglob(f"{stem}.csv") if p.stat().st_mtime >= started - 1]
+    if not fresh:
+        raise SystemExit(f"error: {run_dir}: the run wrote no {stem}.csv (an older one is not used); see its log")
+    latest = max(fresh, key=lambda q: q.stat().st_mtime)
+    try:
+        check_result_set(latest)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    return latest
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place (with the
+    permissions any file the user writes gets: mkstemp's 0600 would hide results from the lab)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -266,23 +333,20 @@ def write_results(
     writer.writeheader()
     for r in rows:
         writer.writerow({c: _fmt(r[c]) for c in COLUMNS})
-    paths = {
-        "csv": out / f"{stem}.csv",
-        "md": out / f"{stem}.md",
-        "png": out / f"{stem}.png",
-        "json": out / f"{stem}_summary.json",
-    }
-    atomic_write(paths["csv"], buf.getvalue().encode())
     text = markdown(rows, title)
     if comparisons:
         text += "\n" + comparisons_markdown(comparisons, "target subject") + "\n"
     if wall_seconds is not None:
         text += f"\nEvaluation wall time: {wall_seconds:.1f} s\n"
-    atomic_write(paths["md"], text.encode())
-    atomic_write(paths["png"], figure_png(rows, confusion, class_names, title))
     payload = {"methods": summary(rows), "comparisons": comparisons or [], "wall_seconds": wall_seconds}
-    atomic_write(paths["json"], json.dumps(payload, indent=2).encode())
-    return paths
+    files = {  # every file rendered before any is written: the set goes to disk as one
+        f"{stem}.csv": buf.getvalue().encode(),
+        f"{stem}.md": text.encode(),
+        f"{stem}.png": figure_png(rows, confusion, class_names, title),
+        f"{stem}_summary.json": json.dumps(payload, indent=2).encode(),
+    }
+    written = write_result_set(out, files, stem)
+    return {key: written[name] for key, name in zip(("csv", "md", "png", "json"), files)}
 
 
 def comparison_png(rows: list[dict], title: str) -> bytes:
@@ -323,16 +387,11 @@ def write_comparison(
     text = summary_markdown(rows, f"# {title} ({SEED_SPREAD})") + "\n\n" + OPTIMISTIC_NOTE + "\n"
     if comparisons:
         text += "\n" + comparisons_markdown(comparisons, "target subject x seed") + "\n"
-    paths = {
-        "md": out / f"{stem}.md",
-        "csv": out / f"{stem}.csv",
-        "png": out / f"{stem}.png",
-        "json": out / f"{stem}.json",
+    files = {
+        f"{stem}.md": text.encode(),
+        f"{stem}.json": json.dumps({"methods": summary(rows), "comparisons": comparisons or []}, indent=2).encode(),
+        f"{stem}.csv": buf.getvalue().encode(),
+        f"{stem}.png": comparison_png(rows, title),
     }
-    atomic_write(paths["md"], text.encode())
-    atomic_write(
-        paths["json"], json.dumps({"methods": summary(rows), "comparisons": comparisons or []}, indent=2).encode()
-    )
-    atomic_write(paths["csv"], buf.getvalue().encode())
-    atomic_write(paths["png"], comparison_png(rows, title))
-    return paths
+    written = write_result_set(out, files, stem)
+    return {key: written[name] for key, name in zip(("md", "json", "csv", "png"), files)}

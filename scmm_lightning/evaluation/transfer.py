@@ -43,6 +43,16 @@ def evaluation_target(datamodule: L.LightningDataModule | None, required: bool =
     when its split has a test part; without one, an error (or ``None`` when not ``required``)."""
     target = getattr(datamodule, "target", datamodule)
     if target is None or getattr(target, "test_set", None) is None:
+        split = getattr(target, "split", None)
+        if split is not None and getattr(split, "kind", "none") != "none" and getattr(target, "train_set", None):
+            # a split meant to test that tests nothing: say so (not "use a split", which is in use)
+            from ..corpora import CorpusError
+
+            raise CorpusError(
+                f"the target split ({split.kind}: {split}) leaves no test windows: every trial fine-tunes; give the "
+                "target split test trials (e.g. split.test_trials_per_class: 2, fewer split.train_trials, or "
+                "test_subjects)"
+            )
         if not required:
             return None
         raise ValueError(
@@ -100,6 +110,19 @@ def probe_summary(
     return out
 
 
+def finetune_vs_probe(rows: list[dict]) -> list[dict]:
+    """Per method, its fine-tuned figures against its own probe's (same encoder, same trials),
+    paired over target subjects: a = ``<method>``, b = ``<method> probe``, so the mean difference is
+    fine-tune - probe ("did fine-tuning help?")."""
+    probe_rows = [
+        {"method": f"{r['method']} probe", "subject": r["subject"], "accuracy": r.get("probe_accuracy"),
+         "balanced_accuracy": r.get("probe_balanced_accuracy")}
+        for r in rows if r.get("probe_balanced_accuracy") is not None
+    ]  # fmt: skip
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    return compare_methods(rows + probe_rows, [(m, f"{m} probe") for m in methods], COMPARED)
+
+
 def run_transfer(
     pl_module: L.LightningModule,
     target,  # noqa: ANN001
@@ -110,21 +133,22 @@ def run_transfer(
     logger=None,  # noqa: ANN001
     progress: bool = True,
 ) -> list[dict]:
-    """Fine-tune ``pl_module.encoder`` (and the controls) per target subject on every rank's share
-    of the jobs; on rank 0 write ``transfer_results.{csv,md,png}`` and
+    """Probe and fine-tune ``pl_module.encoder`` (and the controls) per target subject on every
+    rank's share of the jobs (each row carries its probe's figures beside the fine-tuned ones, and
+    the comparisons gain fine-tune - probe per method); on rank 0 write ``transfer_results.{csv,md,png}`` and
     ``transfer_results_summary.json`` (with the paired comparisons and the wall time) into
     ``out_dir``, log the means (test and validation figures) and print the table. Returns the rows."""
     started = time.perf_counter()
     encoders = evaluated_encoders(pl_module, compare_controls)
     results = run_protocol(
-        encoders, target.train_set, target.test_set, target.num_classes, config, run_seed(), ("finetune",),
+        encoders, target.train_set, target.test_set, target.num_classes, config, run_seed(), ("probe", "finetune"),
         subjects=subjects, progress=progress,
     )["finetune"]  # fmt: skip
     rows = rows_from(results)
     wall = time.perf_counter() - started
     if world()[0] != 0:
         return rows
-    comparisons = compare_methods(rows, comparison_pairs(rows), COMPARED)
+    comparisons = compare_methods(rows, comparison_pairs(rows), COMPARED) + finetune_vs_probe(rows)
     confusion = sum(r["confusion"] for r in results["pretrained"].values())
     title = f"{getattr(target, 'corpus_name', 'target')} transfer"
     paths = write_results(
