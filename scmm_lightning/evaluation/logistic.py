@@ -57,8 +57,9 @@ def solve_logistic(
     row weights (0 = padding), ``l2`` (S, G) penalties (G problems share each row set). ``tol`` on
     the gradient's max-norm (of a MEAN loss: 1e-4 moves no prediction in our checks) and
     ``max_iter``: the weakly penalised problems on a random CNN's correlated features are
-    ill-conditioned (measured on the DEAP fixture: 130 iterations on average, up to 500, at tol
-    1e-5; 41 s of a 49 s probe call), so the defaults trade the last digits for time. Returns
+    ill-conditioned (on the DEAP fixture, with an ad-hoc script not kept in the repo: 130
+    iterations on average, up to 500, at tol 1e-5; 41 s of a 49 s probe call, 20 s at these
+    defaults), so the defaults trade the last digits for time. Returns
     ``weight`` (S, G, D, K), ``bias`` (S, G, K) and the iterations each problem took (S, G)."""
     x, w, l2 = x.double(), w.double(), l2.double()
     s, n, d = x.shape
