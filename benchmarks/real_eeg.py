@@ -20,7 +20,8 @@ fold's own validation subjects (best probe validation figure), so the subjects t
 are never the subjects that score it. Choosing once from validation figures pooled over folds (as
 ``recommended.yaml`` once was) is not nested: fold k validates on subjects that fold k + 1 tests.
 
-Protocols (``--protocols``, each ``recipe/selection``; every one runs on the same pre-trained
+Protocols (``--protocols``, each ``recipe/selection[/option=value...]``, options being
+FinetuneConfig fields, e.g. ``lpft/cv/cv_model=ensemble``; every one runs on the same pre-trained
 encoders): ``lpft/cv`` (the shipped default: LP-FT from the probe, probe L2 and checkpoint chosen by
 3-fold cross-validation over the training subjects, refitted) and ``reference/holdout`` (the
 earlier protocol: fresh head, ``--finetune_epochs`` epochs, probe L2 and epoch chosen on the
@@ -55,6 +56,17 @@ from scmm_lightning.datamodules import RecordingsDataModule
 from scmm_lightning.evaluation import FinetuneConfig, compare_methods, evaluated_encoders, run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def protocol_options(protocol: str) -> dict:
+    """``lpft/cv/cv_model=ensemble/eval_every=40`` -> ``{"cv_model": "ensemble", "eval_every": 40}``."""
+    out = {}
+    for part in protocol.split("/")[2:]:
+        key, _, value = part.partition("=")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
 METHODS_DIR = ROOT / "experiments" / "methods"
 DEFAULT_METHODS = ["scmm", "hard_contrastive", "masked_reconstruction", "recommended"]
 CONTROLS = ["random_init", "raw_features"]
@@ -161,11 +173,14 @@ def main() -> None:
             pretrain_subjects = [s for s in train_subjects if s not in val_subjects]  # validation stays unseen
             configs = {
                 protocol: FinetuneConfig(
-                    recipe=protocol.split("/")[0],
-                    selection=protocol.split("/")[1],
-                    epochs=args.finetune_epochs,
-                    batch_size=128 if protocol.startswith("reference") else 64,
-                    val_subjects=val_subjects,
+                    **{
+                        "recipe": protocol.split("/")[0],
+                        "selection": protocol.split("/")[1],
+                        "epochs": args.finetune_epochs,
+                        "batch_size": 128 if protocol.startswith("reference") else 64,
+                        "val_subjects": val_subjects,
+                        **protocol_options(protocol),
+                    }
                 )
                 for protocol in args.protocols
             }

@@ -47,20 +47,28 @@ def recordings_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bids_root(recordings_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recordings fixture written as an EEG BIDS dataset by mne-bids (BrainVision files)."""
+    return _load_generator("bids").write_bids(tmp_path_factory.mktemp("BIDS"), recordings_root)
+
+
+@pytest.fixture(scope="session")
 def data_root(
     seed_root: Path,
     seed_iv_root: Path,
     deap_root: Path,
     recordings_root: Path,
+    bids_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """A $SCMM_DATA_ROOT holding the fixture corpora as SEED/, SEED_IV/, DEAP/ and RECORDINGS/."""
+    """A $SCMM_DATA_ROOT holding the fixture corpora as SEED/, SEED_IV/, DEAP/, RECORDINGS/ and BIDS/."""
     root = tmp_path_factory.mktemp("data_root")
     for name, src in (
         ("SEED", seed_root),
         ("SEED_IV", seed_iv_root),
         ("DEAP", deap_root),
         ("RECORDINGS", recordings_root),
+        ("BIDS", bids_root),
     ):
         (root / name).symlink_to(src, target_is_directory=True)
     return root

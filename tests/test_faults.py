@@ -16,16 +16,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from cli_helpers import ROOT, epoch_losses, run_fit
-
-LIGHTNING_INFO = ("Seed set to", "GPU available", "TPU available", "HPU available", "Running in `fast_dev_run`")
-
-
-def error_lines(stderr: str) -> list[str]:
-    """What a failing command printed beyond Lightning's start-up lines ("Seed set to 0", the
-    accelerators found): its error, which must be short and never a traceback."""
-    assert "Traceback" not in stderr, stderr[-1500:]
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(LIGHTNING_INFO)]
+from cli_helpers import ROOT, epoch_losses, error_lines, in_process, run_fit
 
 
 def fit_command(out: Path, *extra: str) -> list[str]:
@@ -102,10 +93,9 @@ def test_a_code_carrying_checkpoint_is_refused_by_transfer(tmp_path: Path) -> No
     bad = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": _Exploit(marker)}, bad, pickle_protocol=pickle.DEFAULT_PROTOCOL)
     assert not marker.exists()
-    out = subprocess.run(
+    out = in_process(
         [sys.executable, "-m", "scmm_lightning", "transfer", "--config", str(ROOT / "tests/configs/tiny_pair.yaml"),
-         "--ckpt_path", str(bad), "--out_dir", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+         "--ckpt_path", str(bad), "--out_dir", str(tmp_path / "out")]
     )  # fmt: skip
     assert out.returncode != 0 and not marker.exists()
     assert str(bad) in out.stderr and "refused" in out.stderr
@@ -209,6 +199,7 @@ def test_a_non_finite_loss_stops_training_naming_the_step(tiny_config: Path, tmp
     ],
 )
 def test_an_out_of_range_option_is_one_short_message(tiny_config: Path, option: str, value: str, allowed: str) -> None:
+    # a real interpreter: the message names the option as typed on its command line (sys.argv)
     out = subprocess.run(
         [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), f"--{option}", value],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -223,9 +214,8 @@ def test_a_truncated_checkpoint_in_fit_is_one_message_naming_it(tiny_config: Pat
     (ckpt,) = list((tmp_path / "a").rglob("last.ckpt"))
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(ckpt.read_bytes()[:1000])
-    out = subprocess.run(
-        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(cut)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    out = in_process(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(cut)]
     )  # fmt: skip
     assert out.returncode != 0 and f"fit: cannot load checkpoint {cut}" in out.stderr
     assert "Traceback" not in out.stderr
@@ -279,9 +269,8 @@ def test_a_code_carrying_checkpoint_is_refused_by_fit(tiny_config: Path, tmp_pat
     marker = tmp_path / "pwned"
     bad = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": _Exploit(marker)}, bad)
-    out = subprocess.run(
-        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(bad)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    out = in_process(
+        [sys.executable, "-m", "scmm_lightning", "fit", "--config", str(tiny_config), "--ckpt_path", str(bad)]
     )  # fmt: skip
     assert out.returncode != 0 and not marker.exists() and "refused" in out.stderr
 
@@ -458,23 +447,28 @@ def _umask() -> int:
     return mask
 
 
-def test_resuming_with_another_model_setting_is_refused_in_one_line(tiny_config: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch of the (shrunk) demo fit, its checkpoint and config: shared by the tests that
+    resume from it or transfer it (read only)."""
+    out = tmp_path_factory.mktemp("one_epoch") / "run"
+    first = in_process(fit_command(out, "--trainer.max_epochs", "1"))
+    assert first.returncode == 0, first.stderr[-1500:]
+    return out
+
+
+def test_resuming_with_another_model_setting_is_refused_in_one_line(one_epoch_run: Path, tmp_path: Path) -> None:
     """Second catalogue, case 3: Lightning merged the checkpoint's hyper-parameters over the command
     line, so ``--ckpt_path last.ckpt --model.init_args.temperature 0.2`` (or another width, or another
     model class) ran with the checkpoint's values and said nothing. Refused, naming each option; the
     same settings resume."""
-    first = subprocess.run(fit_command(tmp_path / "run", "--trainer.max_epochs", "1"), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-1500:]
-    (ckpt,) = list((tmp_path / "run").rglob("last.ckpt"))
+    (ckpt,) = list(one_epoch_run.rglob("last.ckpt"))
     for extra, named in [
         (["--model.init_args.temperature", "0.2"], "model.init_args.temperature 0.5 (asked 0.2)"),
         (["--model.init_args.projection_dim", "64"], "model.init_args.projection_dim"),
         (["--model.class_path", "scmm_lightning.tasks.HardContrastivePretraining"], "model.class_path"),
     ]:
-        bad = _in_process(
-            fit_command(tmp_path / "again", "--trainer.max_epochs", "2", "--ckpt_path", str(ckpt), *extra)
-        )
+        bad = in_process(fit_command(tmp_path / "again", "--trainer.max_epochs", "2", "--ckpt_path", str(ckpt), *extra))
         assert bad.returncode != 0 and len(error_lines(bad.stderr)) <= 2, bad.stderr[-1500:]
         assert named in bad.stderr and str(ckpt) in bad.stderr, bad.stderr[-1500:]
 
@@ -534,15 +528,14 @@ def test_a_malformed_seed_iv_trial_names_its_own_file(bad: str, seed_iv_root: Pa
     assert ("complex" in message) if bad == "complex" else (f"has {bad[0]} bands, expected 5" in message)
 
 
-def test_transfer_refuses_a_foreign_checkpoint_or_an_unwritable_out_dir_in_one_line(tmp_path: Path) -> None:
+def test_transfer_refuses_a_foreign_checkpoint_or_an_unwritable_out_dir_in_one_line(
+    one_epoch_run: Path, tmp_path: Path
+) -> None:
     """Second catalogue: ``transfer`` with a checkpoint of another method or another channel count
     (a state_dict traceback), or an ``--out_dir`` it cannot write (found only after the whole
     evaluation, the table lost): each is one line, before any evaluation runs."""
-    first = subprocess.run(fit_command(tmp_path / "run", "--trainer.max_epochs", "1"), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-1500:]
-    (ckpt,) = list((tmp_path / "run").rglob("last.ckpt"))
-    (config,) = list((tmp_path / "run").rglob("config.yaml"))
+    (ckpt,) = list(one_epoch_run.rglob("last.ckpt"))
+    (config,) = list(one_epoch_run.rglob("config.yaml"))
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     cases = [
@@ -559,7 +552,7 @@ def test_transfer_refuses_a_foreign_checkpoint_or_an_unwritable_out_dir_in_one_l
         (["--out_dir", str(blocker / "out")], "cannot write results to"),
     ]
     for extra, named in cases:
-        bad = _in_process(
+        bad = in_process(
             [sys.executable, "-m", "scmm_lightning", "transfer", "--config", str(config), "--ckpt_path", str(ckpt),
              "--trainer.enable_progress_bar", "false", *extra]
         )  # fmt: skip
@@ -578,31 +571,25 @@ def test_the_seed_progress_bar_counts_sessions_not_label_mat(seed_root: Path) ->
 def test_a_target_split_without_test_trials_says_so(tiny_config: Path, tmp_path: Path) -> None:
     """Second catalogue: a target split that tests nothing advised "use a test split", the config in
     use; now one line says that split leaves no test windows and how to give it some."""
-    bad = _in_process(
+    bad = in_process(
         fit_command(tmp_path, "--trainer.max_epochs", "1", "--data.init_args.target.init_args.split.train_trials", "10")
     )
     assert bad.returncode == 2, bad.stderr[-1500:]
     assert len(error_lines(bad.stderr)) <= 2 and "leaves no test windows" in bad.stderr, bad.stderr[-1500:]
 
 
-def _in_process(command: list[str]) -> subprocess.CompletedProcess:
-    """``python -m scmm_lightning ...`` run in this process (no interpreter start: ~8 s less per
-    call), as a CompletedProcess: its exit status and what it wrote to stderr (a SystemExit message
-    included, as the interpreter would print it)."""
-    import contextlib
-    import io
+def test_batch_size_one_warns_that_the_contrastive_loss_has_nothing_to_compare() -> None:
+    """Second catalogue: ``batch_size 1`` trained with a contrastive loss of 0 at every step and no
+    word; now one warning naming the setting (it is legal for a reconstruction-only method)."""
+    from scmm_lightning.datamodules.dataset import WindowDataset, training_loader
 
-    from scmm_lightning.cli import main
+    data = WindowDataset(
+        np.zeros((4, 3, 5), np.float32), {k: np.arange(4) for k in ("subject", "session", "trial", "window", "label")}
+    )
+    with pytest.warns(UserWarning, match=r"batch_size=1 gives a contrastive loss no other window"):
+        training_loader(data, 1, 0, 0, "the test split")
+    import warnings
 
-    err = io.StringIO()
-    code = 0
-    with contextlib.redirect_stderr(err):
-        try:
-            main(command[3:])
-        except SystemExit as exit_:
-            if isinstance(exit_.code, str):
-                print(exit_.code, file=err)
-                code = 1
-            else:
-                code = exit_.code or 0
-    return subprocess.CompletedProcess(command, code, "", err.getvalue())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        training_loader(data, 2, 0, 0, "the test split")  # no warning at 2

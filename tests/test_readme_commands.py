@@ -37,11 +37,17 @@ def substitute(words: tuple[str, ...], data_root: Path, run: dict[str, Path] | N
     out = []
     for w in words:
         w = w.replace("$SCMM_DATA_ROOT", str(data_root)).replace("/data/eeg", str(data_root))
+        w = re.sub(r"^BIDS_DIR$", str(data_root / "BIDS"), w)
         w = re.sub(r"^DIR(?=/|$)", str(data_root / "RECORDINGS"), w)
         w = re.sub(r"(?<==)DIR(?=/|$)", str(data_root / "RECORDINGS"), w)
         w = w.replace("<method>", "scmm")
         if run is not None:
-            w = {"RUN.yaml": str(run["config"]), ".../last.ckpt": str(run["ckpt"])}.get(w, w)
+            w = {
+                "RUN.yaml": str(run["config"]),
+                ".../last.ckpt": str(run["ckpt"]),
+                "RUN/checkpoints/last.ckpt": str(run["ckpt"]),
+                "ENCODER_DIR": str(run["encoder"]),
+            }.get(w, w)
         out.append(w)
     return out
 
@@ -103,7 +109,9 @@ def seed_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert code == 0, text
     (ckpt,) = out.rglob("last.ckpt")
     (config,) = out.rglob("config.yaml")
-    return {"ckpt": ckpt, "config": config, "output": out, "text": text}
+    code, exported = call(["export", "--ckpt_path", str(ckpt), "--out", str(out / "encoder")])
+    assert code == 0, exported
+    return {"ckpt": ckpt, "config": config, "output": out, "text": text, "encoder": out / "encoder"}
 
 
 def _run_dirs(out: Path) -> list[str]:
@@ -125,6 +133,7 @@ def check_make(cmd: Command, data_root: Path) -> None:
 def test_the_docs_hold_commands_of_every_kind() -> None:
     programs = {(c.program, c.words[0]) for c in COMMANDS}
     for expected in (("scmm_lightning", "fit"), ("scmm_lightning", "prepare"), ("scmm_lightning", "transfer"),
+                     ("scmm_lightning", "export"),
                      ("scmm_lightning", "ablations"), ("make", "demo"), ("make", "reproduce-seed2deap")):  # fmt: skip
         assert expected in programs
     assert len(SHORT_RUNS) == sum(c.words in SHORT_RUNS for c in {c.words: c for c in COMMANDS}.values())
@@ -156,6 +165,10 @@ def test_documented_command(cmd: Command, corpora_env: Path, seed_run: dict, tmp
             return
         code, text = call([*words, *SHORT_RUNS[cmd.words], *_run_dirs(tmp_path)])
         assert code == 0 and "run finished" in text, f"{where}:\n{text[-3000:]}"
+    elif sub == "export":  # run, into a fresh folder (ENCODER_DIR is the fixture's own export)
+        words[words.index("--out") + 1] = str(tmp_path / "encoder")
+        code, text = call(words)
+        assert code == 0 and "exported" in text and (tmp_path / "encoder" / "model.safetensors").is_file(), text
     elif sub in ("fit", "transfer"):
         printed = words if "--print_config" in words else [*words, "--print_config"]
         code, text = call(printed)

@@ -230,3 +230,58 @@ def test_a_fine_tuned_row_that_chose_checkpoint_zero_is_its_probe() -> None:
             assert tuned["accuracy"] == pytest.approx(probe["accuracy"])
             assert tuned["probe_balanced_accuracy"] == pytest.approx(probe["balanced_accuracy"])
             assert tuned["balanced_accuracy"] == pytest.approx(probe["balanced_accuracy"])
+
+
+def test_cv_ensemble_at_checkpoint_zero_is_the_mean_of_the_fold_probes() -> None:
+    """``cv_model: ensemble`` with no steps: the reported model is the K fold probes' mean softmax,
+    recomputed here from probes fitted by hand on each fold's rows at the L2 the probe row chose."""
+    train, test = noisy_target(subjects=(1, 2))
+    config = FinetuneConfig(steps=0, cv_model="ensemble", engine="loop")
+    raw = FlattenFeatures(4, 5)
+    res = run_protocol({"raw": raw}, train, test, 3, config, 0, ("probe", "finetune"))
+    h, h_test = train.x.flatten(1), test.x.flatten(1)
+    y, test_y = train.meta["label"], test.meta["label"]
+    for part in protocol_parts(train, test, config):
+        tuned, probe_row = res["finetune"]["raw"][part.key], res["probe"]["raw"][part.key]
+        probs = np.zeros((int(part.test.sum()), 3))
+        for fit, _ in part.folds:
+            probe = fit_linear_probe(h[fit], y[fit], 3, l2=probe_row["l2"])
+            probs += torch.softmax(probe(h_test[part.test]).double(), 1).numpy()
+        want = float((probs.argmax(1) == test_y[part.test].numpy()).mean())
+        assert (
+            tuned["accuracy"] == pytest.approx(want) and tuned["best_step"] == 0 and tuned["folds"] == len(part.folds)
+        )
+
+
+def test_cv_ensemble_scores_the_fold_models_at_the_checkpoint_chosen_over_folds() -> None:
+    """Fold models trained with their checkpoints kept; the checkpoint of the best mean fold curve;
+    the ensemble's test accuracy and optimistic column from the kept weights, by hand in float64."""
+    from scmm_lightning.evaluation.protocol import _ensemble_metrics
+
+    torch.manual_seed(0)
+    x = torch.randn(120, 6, 5)
+    y = (x[:, 0, 0] + 0.7 * torch.randn(120) > 0).long()
+    encoder = CNNEncoder(6, 5, widths=(8, 8)).eval()
+    head = nn.Linear(encoder.out_features, 2)
+    config = FinetuneConfig(steps=12, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-3, cv_model="ensemble")
+    folds = [(slice(0, 40), slice(40, 80)), (slice(40, 80), slice(0, 40))]
+    results = [
+        finetune(encoder, 2, (x[a], y[a]), (x[b], y[b]), (x[:0], y[:0]), config, seed=f, head=head, keep_states=True)
+        for f, (a, b) in enumerate(folds)
+    ]
+    chosen, _ = _cv_choice(results)
+    got = _ensemble_metrics(results, chosen, (x[:80], y[:80]), (x[80:], y[80:]), None, 2, config)
+
+    def accuracy(c: int) -> float:
+        probs = np.zeros((40, 2))
+        for r in results:
+            model = copy.deepcopy(r["module"])
+            model.load_state_dict(r["history"]["states"][c])
+            with torch.no_grad():
+                probs += torch.softmax(model.eval()(x[80:]).double(), 1).numpy()
+        return float((probs.argmax(1) == y[80:].numpy()).mean())
+
+    assert got["best_step"] == config.checkpoints()[chosen]
+    assert got["accuracy"] == pytest.approx(accuracy(chosen))
+    assert got["optimistic_best_test_acc"] == pytest.approx(max(accuracy(c) for c in range(4)))
+    assert len(results[0]["history"]["states"]) == 4  # checkpoints 0, 4, 8, 12

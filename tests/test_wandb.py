@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import in_process
 from wandb_records import history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +46,7 @@ def test_every_sweep_parameter_is_accepted_by_the_cli(sweep: Path) -> None:
     fixed = [c for c in command[4:-1]]
     values = {name: sample(p) for name, p in spec["parameters"].items()}
     args = [f"--{name}={value}" for name, value in values.items()]  # what ${args} expands to
-    out = subprocess.run(
-        [sys.executable, "-m", "scmm_lightning", *fixed, *args, "--print_config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    out = in_process([sys.executable, "-m", "scmm_lightning", *fixed, *args, "--print_config"])  # as the agent runs it
     assert out.returncode == 0, out.stderr[-2000:]
     printed = yaml.safe_load(out.stdout)
     for name, value in values.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from ..evaluation import FinetuneConfig, evaluation_target, run_transfer
+from ..evaluation.probe import L2_GRID
 from ..evaluation.transfer import has_evaluation_target
 
 
@@ -25,6 +26,7 @@ class CrossCorpusTransfer(L.Callback):
         compare_controls: also run the protocol from a random-init encoder and from the raw features.
         subjects: target subjects to evaluate (default all).
         out_dir: where result files go (default: the trainer's log directory).
+        l2_grid: L2 penalties the probe (and LP-FT's starting head) chooses from.
     """
 
     def __init__(
@@ -33,8 +35,10 @@ class CrossCorpusTransfer(L.Callback):
         compare_controls: bool = True,
         subjects: list[int] | None = None,
         out_dir: str | None = None,
+        l2_grid: tuple[float, ...] = L2_GRID,
     ) -> None:
         self.finetune = finetune or FinetuneConfig()
+        self.l2_grid = tuple(l2_grid)
         self.compare_controls = compare_controls
         self.subjects = subjects
         self.out_dir = out_dir
@@ -53,7 +57,9 @@ class CrossCorpusTransfer(L.Callback):
                 **{**vars(config), "epochs": 1, "steps": 2, "eval_every": 1, "selection": "holdout"}
             )
             subjects = sorted(set(target.test_set.meta["subject"].tolist()))[:2]
-        self.rows = run_transfer(pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress)
+        self.rows = run_transfer(
+            pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress, self.l2_grid
+        )
         return self.rows
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

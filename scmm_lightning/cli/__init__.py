@@ -2,7 +2,8 @@
 
 Subcommands: ``fit``, ``validate``, ``test``, ``predict`` (LightningCLI), ``prepare`` (build a
 corpus's feature cache; imports no torch), ``transfer`` (the fine-tuning protocol from a
-checkpoint), ``reproduce`` (reference settings over seeds) and ``ablations`` (methods x seeds).
+checkpoint or an exported encoder), ``export`` (a checkpoint's encoder as a safetensors folder; imports
+no Lightning), ``reproduce`` (reference settings over seeds) and ``ablations`` (methods x seeds).
 Each subcommand's module is imported only when it runs.
 """
 
@@ -35,7 +36,7 @@ def main(args: Sequence[str] | None = None) -> None:
 def _main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     command = argv[0] if argv else ""
-    if command in ("prepare", "reproduce", "ablations"):
+    if command in ("prepare", "reproduce", "ablations", "export"):
         import importlib
 
         code = importlib.import_module(f".{command}", __name__).main(argv[1:])

@@ -194,7 +194,9 @@ def build_cli(args: ArgsType = None, run: bool = True) -> SCMMLightningCLI:
         parser_kwargs={
             "description": "SCMM pre-training and evaluation for cross-corpus EEG emotion recognition. Besides the "
             "Lightning subcommands: `prepare` builds a corpus's feature cache (python -m scmm_lightning prepare "
-            "--help), `transfer` runs the fine-tuning protocol from a checkpoint (--config RUN.yaml --ckpt_path CKPT), "
+            "--help), `transfer` runs the fine-tuning protocol from a checkpoint (--config RUN.yaml --ckpt_path CKPT) or an "
+            "exported encoder (--encoder DIR --config TARGET.yaml), `export` writes a checkpoint's encoder as a "
+            "safetensors folder (--ckpt_path CKPT --out DIR), "
             "`reproduce` and `ablations` run settings and methods over seeds (--help each)."
         },
         args=args,

@@ -76,5 +76,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     print(table.summary())
     print(f"channels:  {' '.join(table.channel_names)}")
+    if getattr(reader, "subject_ids", None):  # BIDS: which subject label became which id
+        print(f"subject ids: {' '.join(f'sub-{k}={v}' for k, v in reader.subject_ids.items())}")
     print(f"cache:     {path} ({'reused' if existed else f'built in {built:.1f} s'}; loads in {loaded:.2f} s)")
     return 0

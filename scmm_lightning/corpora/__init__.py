@@ -3,6 +3,7 @@ official layouts and of your own recordings, DE extraction, the HDF5 cache, the 
 splits and normalisation as pure functions of the metadata, and the synthetic generator."""
 
 from .base import CorpusError, CorpusInfo, CorpusReader, SessionWindows
+from .bids import BidsReader
 from .cache import CorpusTable, build_cache, cache_path, default_cache_dir, load_cache
 from .channels import DEAP_32, SEED_62, TEN_TEN, canonical, select_channels
 from .de import RawDEConfig, differential_entropy
@@ -22,11 +23,18 @@ from .splits import (
 )
 from .synthetic import SyntheticCorpusSpec, generate_synthetic_corpus
 
-READERS = {"seed": SeedReader, "seed_iv": SeedIVReader, "deap": DeapReader, "recordings": RecordingsReader}
+READERS = {
+    "seed": SeedReader,
+    "seed_iv": SeedIVReader,
+    "deap": DeapReader,
+    "recordings": RecordingsReader,
+    "bids": BidsReader,
+}
 
 __all__ = [
     "DEAP",
     "DEAP_32",
+    "BidsReader",
     "READERS",
     "SEED",
     "SEED_62",

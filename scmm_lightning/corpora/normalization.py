@@ -12,17 +12,23 @@ subject and feature, statistics of that subject's own windows, labels unused (th
 per-subject normalisation of cross-subject EEG; a held-out subject's unlabelled windows are seen)."""
 
 
-def normalize(features: np.ndarray, subject: np.ndarray, train: np.ndarray, kind: Normalization) -> np.ndarray:
-    """Apply ``kind``: fitted on the training rows, or per subject on each subject's rows."""
+def normalize(
+    features: np.ndarray, subject: np.ndarray, train: np.ndarray, kind: Normalization
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Apply ``kind``: fitted on the training rows, or per subject on each subject's rows.
+
+    Returns the normalised features and the ``(shift, scale)`` fitted on the training rows (what an
+    exported encoder records), or ``None`` for the ``subject_*`` kinds, whose statistics belong to
+    each subject's own windows."""
     if kind.startswith("subject_"):
         out = np.empty_like(features)
         for s in np.unique(subject):
             rows = subject == s
             shift, scale = fit_normalization(features[rows], kind)
             out[rows] = (features[rows] - shift) / scale
-        return out
+        return out, None
     shift, scale = fit_normalization(features[train], kind)  # training split only
-    return (features - shift) / scale
+    return (features - shift) / scale, (shift, scale)
 
 
 def fit_normalization(features: np.ndarray, kind: Normalization) -> tuple[np.ndarray, np.ndarray]:

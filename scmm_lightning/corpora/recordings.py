@@ -58,6 +58,7 @@ class RecordingsReader(CorpusReader):
         "Expected a directory of EEG files that MNE can read and a table (CSV/TSV) with columns "
         "file, subject, label and optionally session, trial, start, stop (see README, 'Your own recordings')."
     )
+    unknown_label_fix = "fix the table"
 
     def __init__(
         self,
@@ -78,6 +79,25 @@ class RecordingsReader(CorpusReader):
         if not table.is_absolute() and not table.is_file():
             table = self.root / table
         self.table = table
+        segments = read_table(self.table, self.root, label_column)
+        self._configure(
+            segments, name, label_column, class_names, montage, drop_channels, channel_aliases, resample, raw, workers
+        )
+
+    def _configure(
+        self,
+        segments: list[Segment],
+        name: str,
+        label_column: str,
+        class_names: list[str] | None,
+        montage: list[str] | None,
+        drop_channels: list[str] | None,
+        channel_aliases: Mapping[str, str] | None,
+        resample: float | None,
+        raw: RawDEConfig | None,
+        workers: int,
+    ) -> None:
+        """Everything but where the labelled segments come from (this table, or BIDS events files)."""
         self.corpus_name = name
         self.label_column = label_column
         self.aliases = dict(channel_aliases or {})
@@ -87,7 +107,7 @@ class RecordingsReader(CorpusReader):
             raise CorpusError(f"resample={resample}: give a sampling rate in Hz > 0, or none")
         self.raw = raw or RawDEConfig()
         self.workers = max(1, workers)
-        self.segments = read_table(self.table, self.root, label_column)
+        self.segments = segments
         self._montage = [canonical(n, self.aliases) for n in montage] if montage else None
         if self._montage:
             unknown = [n for n in self._montage if n not in TEN_TEN]
@@ -98,10 +118,10 @@ class RecordingsReader(CorpusReader):
             self._class_names = tuple(str(c) for c in class_names)
             unknown = [s for s in self.segments if s.label not in self._class_names]
             if unknown:
-                lines = ", ".join(f"line {s.line} ({s.label!r})" for s in unknown[:10])
+                lines = ", ".join(f"{s.where} ({s.label!r})" for s in unknown[:10])
                 raise CorpusError(
                     f"{self.table}: labels not in class_names {list(self._class_names)}: {lines}; "
-                    "add them to class_names or fix the table"
+                    f"add them to class_names or {self.unknown_label_fix}"
                 )
         else:
             if all(is_integer(v) for v in labels):
@@ -115,7 +135,13 @@ class RecordingsReader(CorpusReader):
     @cached_property
     def headers(self) -> dict[Path, Header]:
         with quiet_mne(), ThreadPoolExecutor(self.workers) as pool:
-            return dict(zip(self.files(), pool.map(lambda f: read_header(f, self.aliases, self.drop), self.files())))
+            return dict(
+                zip(self.files(), pool.map(lambda f: read_header(f, self.aliases, self.drop_for(f)), self.files()))
+            )
+
+    def drop_for(self, file: Path) -> frozenset[str]:
+        """Channel names (canonical) dropped from ``file`` besides the non-EEG types."""
+        return self.drop
 
     @cached_property
     def montage(self) -> list[str]:
@@ -152,7 +178,7 @@ class RecordingsReader(CorpusReader):
         stop = header.duration if segment.stop is None else segment.stop
         if stop > header.duration + 1.0 / header.sfreq:
             raise CorpusError(
-                f"{self.table} line {segment.line}: stop {stop} s is past the end of {segment.file} "
+                f"{segment.source or self.table} line {segment.line}: stop {stop} s is past the end of {segment.file} "
                 f"({header.duration:.3f} s)"
             )
         first, last = int(round(start * header.sfreq)), min(int(round(stop * header.sfreq)), header.n_times)
@@ -179,7 +205,7 @@ class RecordingsReader(CorpusReader):
         needed = int(round(self.raw.window_seconds * sfreq))
         if data.shape[-1] < needed:
             raise CorpusError(
-                f"{self.table} line {segment.line}: {segment.file} gives {data.shape[-1] / sfreq:.3f} s "
+                f"{segment.source or self.table} line {segment.line}: {segment.file} gives {data.shape[-1] / sfreq:.3f} s "
                 f"({start}..{stop} s), shorter than one {self.raw.window_seconds} s window"
             )
         return data, sfreq

@@ -29,6 +29,12 @@ class Segment:
     label: str
     start: float | None
     stop: float | None
+    source: Path | None = None  # the file the row is in, when rows come from several (BIDS events.tsv)
+
+    @property
+    def where(self) -> str:
+        """``line N``, or ``FILE line N`` for a row of one of several tables."""
+        return f"{self.source} line {self.line}" if self.source else f"line {self.line}"
 
 
 def read_table(path: Path, root: Path, label_column: str = "label") -> list[Segment]:
@@ -129,8 +135,8 @@ def overlapping_spans(segments: list[Segment]) -> list[str]:
                 first, second = sorted((a, b), key=lambda s: s.line)
                 what = "repeats" if (a.start, a.stop) == (b.start, b.stop) else "overlaps"
                 problems.append(
-                    f"line {second.line}: {file} from {_at(second.start, 'its start')} to {_at(second.stop, 'its end')} "
-                    f"({second.label}) {what} line {first.line} ({_at(first.start, 'its start')} to "
+                    f"{second.where}: {file} from {_at(second.start, 'its start')} to {_at(second.stop, 'its end')} "
+                    f"({second.label}) {what} {first.where} ({_at(first.start, 'its start')} to "
                     f"{_at(first.stop, 'its end')}, {first.label}): the same windows would be in two trials; make the "
                     "spans disjoint or remove one line"
                 )

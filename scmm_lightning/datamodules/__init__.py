@@ -2,13 +2,21 @@
 and served as batches; a source and a target corpus paired for cross-corpus transfer."""
 
 from .base import WindowDataModule
-from .corpus import DeapDataModule, EEGCorpusDataModule, RecordingsDataModule, SeedDataModule, SeedIVDataModule
+from .corpus import (
+    BidsDataModule,
+    DeapDataModule,
+    EEGCorpusDataModule,
+    RecordingsDataModule,
+    SeedDataModule,
+    SeedIVDataModule,
+)
 from .cross_corpus import CrossCorpusDataModule
 from .dataset import WindowDataset, make_loader
 from .multi_source import MultiSourceDataModule
 from .synthetic import SyntheticEEGDataModule
 
 __all__ = [
+    "BidsDataModule",
     "CrossCorpusDataModule",
     "DeapDataModule",
     "EEGCorpusDataModule",

@@ -7,8 +7,11 @@ the pass-through, so ``--help`` and ``--print_config`` list every option).
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from ..corpora import CorpusError, CorpusInfo, Normalization, SplitConfig, normalize, select_channels
@@ -60,6 +63,7 @@ class WindowDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.train_set: WindowDataset | None = None
         self.test_set: WindowDataset | None = None
+        self.normalization_statistics: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- the corpus contract: known before setup, so the CLI can link them into the model ----------
     @property
@@ -143,9 +147,39 @@ class WindowDataModule(L.LightningDataModule):
                 f"{self.corpus_name}: split {self.split.kind!r} leaves no training windows ({self.split}); give "
                 "split fewer test trials/subjects"
             )
-        features = normalize(features, meta["subject"], train, self.normalization)
+        features, self.normalization_statistics = normalize(features, meta["subject"], train, self.normalization)
         self.train_set = WindowDataset(features[train], {k: v[train] for k, v in meta.items()})
         self.test_set = WindowDataset(features[test], {k: v[test] for k, v in meta.items()}) if test.any() else None
+
+    def feature_description(self) -> dict[str, Any]:
+        """How this corpus's windows were made (leaves say: bands, window, smoothing, source files)."""
+        return {}
+
+    def input_description(self) -> dict[str, Any]:
+        """What an encoder pre-trained on this corpus expects, in plain JSON types: electrodes in order,
+        bands, how the features were made, the normalisation and its statistics (``None`` for the
+        per-subject kinds), and the training split's size. Recorded in every checkpoint of a fit and
+        exported with the encoder (``python -m scmm_lightning export``); call after ``setup``."""
+        stats = self.normalization_statistics
+        meta = self.train_set.meta if self.train_set is not None else None
+        subjects = sessions = None
+        if meta is not None:  # unique over tensors: SEED's ~760k windows take milliseconds, every checkpoint
+            subjects = len(torch.unique(meta["subject"]))
+            sessions = len(torch.unique(torch.stack([meta["subject"], meta["session"]]), dim=1).T)
+        return {
+            "corpus": self.corpus_name,
+            "electrodes": list(self.channel_names),
+            "num_bands": int(self.num_bands),
+            "features": self.feature_description(),
+            "normalization": {
+                "kind": self.normalization,
+                "shift": stats[0].tolist() if stats is not None else None,
+                "scale": stats[1].tolist() if stats is not None else None,
+            },
+            "subjects": subjects,
+            "sessions": sessions,
+            "windows": len(self.train_set) if self.train_set is not None else None,
+        }
 
     def check_selection(self, meta: dict[str, np.ndarray]) -> None:
         """Every requested subject, and every requested session of every selected subject, must be

@@ -5,8 +5,9 @@ corpus shares is declared once in :class:`~scmm_lightning.datamodules.base.Windo
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..corpora import (
     DEAP,
     SEED,
     SEED_IV,
+    BidsReader,
     CorpusError,
     CorpusInfo,
     CorpusReader,
@@ -27,7 +29,16 @@ from ..corpora import (
     cache_path,
     load_cache,
 )
+from ..corpora.de import DEFAULT_BANDS
 from .base import WindowDataModule
+
+
+def raw_description(raw: RawDEConfig) -> dict[str, Any]:
+    """DE settings as plain JSON values: bands as [low, high] Hz, windows non-overlapping (step = length)."""
+    out = asdict(raw)
+    out["bands"] = [list(b) for b in raw.bands]
+    out["step_seconds"] = raw.window_seconds
+    return out
 
 
 def default_root(folder: str) -> Path:
@@ -71,6 +82,13 @@ class EEGCorpusDataModule(WindowDataModule):
     def prepare_data(self) -> None:
         build_cache(self.reader(), self.cache_dir)
 
+    def feature_description(self) -> dict[str, Any]:
+        raw = getattr(self, "raw", None)
+        if raw is None:
+            return {}
+        resample = getattr(self, "reader_args", {}).get("resample")
+        return {"source": "raw signals", **raw_description(raw), **({"resample_hz": resample} if resample else {})}
+
     def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         reader = self.reader()
         path = cache_path(reader, self.cache_dir)
@@ -112,12 +130,30 @@ class SeedDataModule(EEGCorpusDataModule):
     def make_reader(self, root: Path) -> CorpusReader:
         return self.reader_class(root, self.source, self.feature_key, self.raw)
 
+    #: seconds per window of the official ExtractedFeatures (corpora.md: SEED 1 s, SEED-IV 4 s)
+    official_window_seconds: float = 1.0
+
+    def feature_description(self) -> dict[str, Any]:
+        if self.source == "raw":
+            return super().feature_description()
+        smoothing = (
+            "lds" if "LDS" in self.feature_key else "moving_average" if "movingAve" in self.feature_key else "none"
+        )
+        return {
+            "source": f"official extracted features ({self.feature_key})",
+            "window_seconds": self.official_window_seconds,
+            "step_seconds": self.official_window_seconds,
+            "bands": [list(b) for b in DEFAULT_BANDS.values()],
+            "smoothing": smoothing,
+        }
+
 
 class SeedIVDataModule(SeedDataModule):
     """SEED-IV (62 electrodes; classes neutral / sad / fear / happy); arguments as SeedDataModule,
     ``root`` defaulting to ``$SCMM_DATA_ROOT/SEED_IV``."""
 
     reader_class = SeedIVReader
+    official_window_seconds = 4.0
 
     @property
     def info(self) -> CorpusInfo:
@@ -157,8 +193,32 @@ class DeapDataModule(EEGCorpusDataModule):
     def make_reader(self, root: Path) -> CorpusReader:
         return DeapReader(root, self.label_dimension, self.threshold, self.baseline, self.raw)
 
+    def feature_description(self) -> dict[str, Any]:
+        return {**super().feature_description(), "baseline": self.baseline}
 
-class RecordingsDataModule(EEGCorpusDataModule):
+
+class FileMontageDataModule(EEGCorpusDataModule):
+    """A corpus whose electrodes and classes come from its files (your recordings, a BIDS dataset):
+    a leaf sets ``reader_class``, ``self.raw`` and ``self.reader_args`` (its reader's options); the
+    montage and classes are read (and checked) as soon as they are asked for."""
+
+    reader_class: type[CorpusReader]
+    raw: RawDEConfig
+    reader_args: dict[str, Any]
+
+    def make_reader(self, root: Path) -> CorpusReader:
+        return self.reader_class(root, **self.reader_args)
+
+    @property
+    def info(self) -> CorpusInfo:
+        return self.reader().info
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.raw.bands)
+
+
+class RecordingsDataModule(FileMontageDataModule):
     """Your own recordings: EEG files MNE reads plus a table (see :class:`~scmm_lightning.corpora.RecordingsReader`).
 
     Electrodes and classes come from the files and the table, so they are known (and checked) as
@@ -176,6 +236,8 @@ class RecordingsDataModule(EEGCorpusDataModule):
         resample: resample to this rate (Hz) before DE (default: each file's own rate).
         raw: DE extraction settings.
     """
+
+    reader_class = RecordingsReader
 
     def __init__(
         self,
@@ -204,17 +266,64 @@ class RecordingsDataModule(EEGCorpusDataModule):
             raw=self.raw,
         )
 
-    def make_reader(self, root: Path) -> CorpusReader:
-        return RecordingsReader(root, **self.reader_args)
-
     @property
     def folder(self) -> str:
         return "RECORDINGS"
 
-    @property
-    def info(self) -> CorpusInfo:
-        return self.reader().info
+
+class BidsDataModule(FileMontageDataModule):
+    """An EEG BIDS dataset (OpenNeuro's layout), read through mne-bids (see
+    :class:`~scmm_lightning.corpora.BidsReader`): subjects and sessions from the BIDS entities,
+    labelled segments from each recording's ``events.tsv``. ``root`` (the BIDS root) defaults to
+    ``$SCMM_DATA_ROOT/BIDS``.
+
+    Args:
+        task: read only this task's recordings (default: every task).
+        label_column: the ``events.tsv`` column holding the label.
+        class_names: labels in class-index order (default: every label found, sorted).
+        ignore_labels: event labels that are not segments to classify (skipped).
+        bids_subjects: BIDS subject labels to read (default all); ``subjects`` then selects by integer id.
+        name: corpus name (default: the root folder's name).
+        montage: electrodes to read, in this order (default: those every recording has).
+        drop_channels: more non-EEG channel names to drop.
+        channel_aliases: file channel name -> 10-10 name.
+        resample: resample to this rate (Hz) before DE (default: each file's own rate).
+        raw: DE extraction settings.
+    """
+
+    reader_class = BidsReader
+
+    def __init__(
+        self,
+        task: str | None = None,
+        label_column: str = "trial_type",
+        class_names: list[str] | None = None,
+        ignore_labels: list[str] | None = None,
+        bids_subjects: list[str] | None = None,
+        name: str | None = None,
+        montage: list[str] | None = None,
+        drop_channels: list[str] | None = None,
+        channel_aliases: dict[str, str] | None = None,
+        resample: float | None = None,
+        raw: RawDEConfig | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.raw = raw or RawDEConfig()
+        self.reader_args = dict(
+            task=task,
+            label_column=label_column,
+            class_names=class_names,
+            ignore_labels=ignore_labels,
+            subjects=bids_subjects,
+            name=name,
+            montage=montage,
+            drop_channels=drop_channels,
+            channel_aliases=channel_aliases,
+            resample=resample,
+            raw=self.raw,
+        )
 
     @property
-    def num_bands(self) -> int:
-        return len(self.raw.bands)
+    def folder(self) -> str:
+        return "BIDS"

@@ -59,6 +59,10 @@ class CrossCorpusDataModule(L.LightningDataModule):
         if source.num_bands != target.num_bands:
             raise CorpusError(f"source has {source.num_bands} bands, target {target.num_bands}; use the same bands")
 
+    def input_description(self) -> dict:
+        """The source's (what the encoder is pre-trained on), naming the evaluation target."""
+        return {**self.source.input_description(), "target": self.target.corpus_name}
+
     def prepare_data(self) -> None:
         self.source.prepare_data()
         self.target.prepare_data()

@@ -83,6 +83,24 @@ class MultiSourceDataModule(L.LightningDataModule):
     def num_bands(self) -> int:
         return self.sources[0].num_bands
 
+    def input_description(self) -> dict:
+        """Electrodes and bands shared by every source; each source's own description under
+        ``sources``. The normalisation has no single set of statistics (each source fits its own), so
+        its ``shift`` / ``scale`` are ``None``: a user of the encoder fits them on their own windows."""
+        sources = [s.input_description() for s in self.sources]
+        kinds = {s["normalization"]["kind"] for s in sources}
+        return {
+            "corpus": self.corpus_name,
+            "electrodes": list(self.channel_names),
+            "num_bands": int(self.num_bands),
+            "features": sources[0]["features"],
+            "normalization": {"kind": kinds.pop() if len(kinds) == 1 else "per source", "shift": None, "scale": None},
+            "subjects": sum(s["subjects"] or 0 for s in sources),
+            "sessions": sum(s["sessions"] or 0 for s in sources),
+            "windows": sum(s["windows"] or 0 for s in sources),
+            "sources": sources,
+        }
+
     def prepare_data(self) -> None:
         for src in self.sources:
             src.prepare_data()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,9 @@ class SyntheticEEGDataModule(WindowDataModule):
     @property
     def num_bands(self) -> int:
         return self.spec.num_bands
+
+    def feature_description(self) -> dict[str, Any]:
+        return {"source": "synthetic generator", **asdict(self.spec)}
 
     def load_windows(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return generate_synthetic_corpus(self.info.channel_names, self.spec)

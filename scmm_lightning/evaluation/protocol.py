@@ -197,18 +197,21 @@ def _train_models(
     test: WindowDataset,
     num_classes: int,
     config: FinetuneConfig,
+    keep_states: bool = False,
 ) -> list[dict]:
     """Train every model: stacked (``finetune_batched``) when the engine says so and the recipe is
-    ``reference``, else one after another (``finetune``)."""
+    ``reference``, else one after another (``finetune``; ``keep_states``: with every checkpoint's
+    weights, which the stacked engine does not keep)."""
     if not specs:
         return []
     y, test_y = train.meta["label"], test.meta["label"]
     devices = {module_device(e).type for e in encoders.values()}
     batched = config.engine == "batched" or (config.engine == "auto" and devices != {"cpu"})
-    if batched and config.recipe != "reference":
+    if batched and (config.recipe != "reference" or keep_states):
         if config.engine == "batched":
             warnings.warn(
-                "finetune.engine batched runs the reference recipe only; the lpft models train one at a time",
+                "finetune.engine batched runs the reference recipe with cv_model refit only; these models train one "
+                "at a time",
                 stacklevel=3,
             )
         batched = False
@@ -227,9 +230,57 @@ def _train_models(
             test_groups=m.groups,
             head=m.head,
             select_at=m.select_at,
+            keep_states=keep_states,
         )  # fmt: skip
         for m in specs
     ]
+
+
+def _ensemble_metrics(
+    fold_results: list[dict],
+    chosen: int,
+    rows: tuple[Tensor, Tensor],
+    test_rows: tuple[Tensor, Tensor],
+    groups: Tensor | None,
+    num_classes: int,
+    config: FinetuneConfig,
+) -> dict:
+    """The cross-validation ensemble at checkpoint ``chosen``: the K fold models' mean softmax on the
+    test rows (its log as the logits), its fit on every fine-tuning row, and the optimistic column
+    (best test accuracy of the ensemble over checkpoints)."""
+
+    def log_mean_softmax(checkpoint: int, x: Tensor) -> Tensor:
+        total = torch.zeros(len(x), num_classes)
+        for r in fold_results:
+            model = r["module"]
+            model.load_state_dict(r["history"]["states"][checkpoint])
+            model.eval()
+            device = module_device(model)
+            with torch.no_grad():
+                total += torch.cat(
+                    [model(x[i : i + 1024].to(device)).float().softmax(1).cpu() for i in range(0, len(x), 1024)]
+                    or [torch.zeros(0, num_classes)]
+                )
+        return (total / len(fold_results)).clamp_min(1e-12).log()
+
+    (x, y), (test_x, test_y) = rows, test_rows
+    n = min(len(r["history"]["states"]) for r in fold_results)
+    curve = [(log_mean_softmax(c, test_x).argmax(1) == test_y).float().mean().item() for c in range(n)]
+    logits = log_mean_softmax(chosen, test_x)
+    metrics = classification_metrics(logits, test_y, num_classes)
+    metrics.update(fit_summary(log_mean_softmax(chosen, x), y, num_classes))
+    if groups is not None:
+        metrics["groups"] = {
+            int(g): classification_metrics(logits[groups == g], test_y[groups == g], num_classes)
+            for g in torch.unique(groups).tolist()
+        }
+    lpft = config.recipe == "lpft"
+    metrics.update(
+        best_epoch=None if lpft else chosen,
+        best_step=config.checkpoints()[chosen] if lpft else None,
+        optimistic_best_test_acc=max(curve) if curve else float("nan"),
+    )
+    return metrics
 
 
 def _cv_choice(fold_results: list[dict]) -> tuple[int, dict[str, float]]:
@@ -320,7 +371,8 @@ def run_protocol(
             return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
 
         first, owners = [], []
-        for k, name, part in mine:
+        ensemble = config.selection == "cv" and config.cv_model == "ensemble"
+        for k, name, part in mine if not ensemble else ():
             model_seed = _model_seed(seed, k, part)
             groups = test.meta["subject"][part.test] if part.cross_subject else None
             if config.selection == "holdout":
@@ -337,7 +389,22 @@ def run_protocol(
                 owners.append((k, name, part, f))
         first_results = _train_models(first, encoders, train, test, num_classes, config)
         finals, refits, refit_owners = [], [], []
-        for k, name, part in mine:
+        for k, name, part in mine if ensemble else ():
+            # one job at a time: its K fold models' checkpoints are kept only until its ensemble is scored
+            model_seed = _model_seed(seed, k, part)
+            specs = [
+                _Model(name, _fold_seed(model_seed, f), index(fit), index(val), empty, None, head(name, part, f))
+                for f, (fit, val) in enumerate(part.folds)
+            ]
+            fold_results = _train_models(specs, encoders, train, test, num_classes, config, keep_states=True)
+            chosen, val_figures = _cv_choice(fold_results)
+            rows = part.fit | part.val
+            metrics = _ensemble_metrics(
+                fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
+                test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
+            )  # fmt: skip
+            finals.append(((k, name, part), metrics, val_figures))
+        for k, name, part in mine if not ensemble else ():
             mine_results = [
                 r for (k2, n2, p2, _), r in zip(owners, first_results) if (k2, n2, p2.key) == (k, name, part.key)
             ]
@@ -364,7 +431,7 @@ def run_protocol(
         ):
             finals.append((owner, metrics, val_figures))
         for (_, name, part), metrics, val_figures in finals:
-            metrics.pop("history")
+            metrics.pop("history", None)
             metrics.update(val_figures)
             metrics.update(_sizes(part))
             done.append(("finetune", name, part.key, metrics))
@@ -429,7 +496,8 @@ def warn_grid_edge(results: dict, l2_grid: tuple[float, ...]) -> None:
     if rows and world()[0] == 0:
         warnings.warn(
             f"{len(rows)} probe row(s) chose an L2 at an end of the grid {tuple(l2_grid)}: {', '.join(rows[:12])}"
-            f"{' ...' if len(rows) > 12 else ''}; the optimum may lie beyond it (widen l2_grid)",
+            f"{' ...' if len(rows) > 12 else ''}; the optimum may lie beyond it: widen the grid (init_args.l2_grid of the "
+            "LinearProbe / CrossCorpusTransfer callback)",
             stacklevel=3,
         )
 

@@ -132,6 +132,7 @@ def run_transfer(
     subjects: list[int] | None = None,
     logger=None,  # noqa: ANN001
     progress: bool = True,
+    l2_grid: tuple[float, ...] = L2_GRID,
 ) -> list[dict]:
     """Probe and fine-tune ``pl_module.encoder`` (and the controls) per target subject on every
     rank's share of the jobs (each row carries its probe's figures beside the fine-tuned ones, and
@@ -142,7 +143,7 @@ def run_transfer(
     encoders = evaluated_encoders(pl_module, compare_controls)
     results = run_protocol(
         encoders, target.train_set, target.test_set, target.num_classes, config, run_seed(), ("probe", "finetune"),
-        subjects=subjects, progress=progress,
+        subjects=subjects, progress=progress, l2_grid=l2_grid,
     )["finetune"]  # fmt: skip
     rows = rows_from(results)
     wall = time.perf_counter() - started

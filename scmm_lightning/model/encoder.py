@@ -16,7 +16,8 @@ class CNNEncoder(nn.Module):
     ``k=8``) and 5 bands, ``h`` has 128 x 3 = 384 values.
 
     Any replacement encoder must take ``(num_channels, num_bands)`` first, map ``(B, C, F)`` to
-    ``(B, D)`` and expose ``out_features = D``.
+    ``(B, D)`` and expose ``out_features = D``; to be exportable it stores each constructor argument
+    under its own name (``self.widths = widths``).
     """
 
     def __init__(
@@ -36,6 +37,8 @@ class CNNEncoder(nn.Module):
         self.features = nn.Sequential(*layers)
         self.num_channels = num_channels
         self.num_bands = num_bands
+        self.widths = tuple(int(w) for w in widths)  # stored under the argument names: export records them
+        self.kernel_size = kernel_size
         with torch.no_grad():
             self.out_features = int(self.features(torch.zeros(2, num_channels, num_bands)).flatten(1).shape[1])
 

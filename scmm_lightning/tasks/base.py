@@ -16,7 +16,17 @@ import torch
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, restricted_number_type
 from torch import Tensor, nn
 
+from .. import __version__
 from ..model import CNNEncoder, Masking, MaskMode, Projector
+from ..model.pretrained import (
+    CONFIG_FILE,
+    EncoderFolderError,
+    build_encoder,
+    check_electrodes,
+    encoder_spec,
+    load_encoder,
+    read_config,
+)
 from ..seeding import derive_seed, run_seed
 
 EncoderFactory = Callable[[int, int], nn.Module]
@@ -60,6 +70,13 @@ class PretrainingTask(L.LightningModule):
             ``S / T`` produce many values near exp(-100); denormal arithmetic on them is tens of
             times slower (measured: aggregator step 58 ms -> 3.7 ms at N = 512) and changes no
             result beyond 1e-38.
+        pretrained: an exported encoder folder (``python -m scmm_lightning export``) to start from:
+            its architecture and weights replace ``encoder`` (the random-init control gets the same
+            architecture); the data must offer its electrodes in its order (checked at setup).
+
+    Every checkpoint also records, under ``"scmm_lightning"``, the encoder's class and arguments,
+    the data's input description (electrodes, bands, window, normalisation statistics, subject
+    counts), the run seed and the package version: what ``export`` writes into ``config.json``.
     """
 
     #: parameter-name prefixes excluded from weight decay
@@ -76,25 +93,38 @@ class PretrainingTask(L.LightningModule):
         cosine_epochs: int | None = None,
         min_lr: NonNegativeFloat = 0.0,
         flush_denormal: bool = True,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder"])
         self.encoder_factory = encoder
+        if pretrained and encoder is not None:
+            raise EncoderFolderError(
+                "model.init_args.encoder and model.init_args.pretrained are both set: the exported folder fixes the "
+                "architecture; drop model.init_args.encoder"
+            )
         self._mask_generator: torch.Generator | None = None
         self.configure_models()
         self.configure_losses()
 
     def configure_models(self) -> None:
         """Build the networks (at least ``self.encoder``)."""
-        self.encoder = self.build_encoder()
+        if self.hparams.get("pretrained"):
+            self.encoder = load_encoder(self.hparams.get("pretrained")).encoder.train()
+        else:
+            self.encoder = self.build_encoder()
 
     def configure_losses(self) -> None:
         """Build the loss modules."""
 
     def build_encoder(self) -> nn.Module:
         """A new encoder of the configured architecture (also the random-init control)."""
-        factory = self.encoder_factory or CNNEncoder
-        encoder = factory(self.hparams.num_channels, self.hparams.num_bands)
+        if self.hparams.get("pretrained"):
+            folder = self.hparams.get("pretrained")
+            encoder = build_encoder(read_config(folder)["encoder"], where=f"{folder}/{CONFIG_FILE}")
+        else:
+            factory = self.encoder_factory or CNNEncoder
+            encoder = factory(self.hparams.num_channels, self.hparams.num_bands)
         if not isinstance(getattr(encoder, "out_features", None), int):
             raise TypeError(f"encoder {type(encoder).__name__} must expose an integer `out_features`")
         return encoder
@@ -126,6 +156,28 @@ class PretrainingTask(L.LightningModule):
         return {}
 
     # -- Lightning hooks -------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        folder = self.hparams.get("pretrained")
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        names = getattr(datamodule, "channel_names", None)
+        if folder and names is not None:
+            what = f"the data ({getattr(datamodule, 'corpus_name', type(datamodule).__name__)})"
+            check_electrodes(read_config(folder), list(names), what, folder)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        describe = getattr(datamodule, "input_description", None)
+        try:
+            spec = encoder_spec(self.encoder)
+        except TypeError as err:  # a custom encoder that does not store its arguments: still a checkpoint
+            spec = {"not_exportable": str(err)}
+        checkpoint["scmm_lightning"] = {
+            "version": __version__,
+            "seed": run_seed(),
+            "encoder": spec,
+            "input": describe() if describe is not None else None,
+        }
+
     def on_fit_start(self) -> None:
         if self.hparams.flush_denormal:
             torch.set_flush_denormal(True)
