@@ -205,6 +205,15 @@ class FileMontageDataModule(EEGCorpusDataModule):
     reader_class: type[CorpusReader]
     raw: RawDEConfig
     reader_args: dict[str, Any]
+    #: a leaf's own argument name -> the reader's, where they differ
+    renamed: dict[str, str] = {}
+
+    def keep_reader_args(self, given: dict[str, Any]) -> None:
+        """The leaf's own arguments (its ``locals()`` at the top of ``__init__``) become the reader's
+        options, ``raw`` defaulted; declared once, in the leaf's signature."""
+        self.raw = given.get("raw") or RawDEConfig()
+        skip = {"self", "kwargs", "__class__"}
+        self.reader_args = {self.renamed.get(k, k): v for k, v in given.items() if k not in skip} | {"raw": self.raw}
 
     def make_reader(self, root: Path) -> CorpusReader:
         return self.reader_class(root, **self.reader_args)
@@ -252,19 +261,9 @@ class RecordingsDataModule(FileMontageDataModule):
         raw: RawDEConfig | None = None,
         **kwargs,
     ) -> None:
+        given = dict(locals())
         super().__init__(**kwargs)
-        self.raw = raw or RawDEConfig()
-        self.reader_args = dict(
-            table=table,
-            name=name,
-            label_column=label_column,
-            class_names=class_names,
-            montage=montage,
-            drop_channels=drop_channels,
-            channel_aliases=channel_aliases,
-            resample=resample,
-            raw=self.raw,
-        )
+        self.keep_reader_args(given)
 
     @property
     def folder(self) -> str:
@@ -292,6 +291,7 @@ class BidsDataModule(FileMontageDataModule):
     """
 
     reader_class = BidsReader
+    renamed = {"bids_subjects": "subjects"}  # `subjects` is the shared integer-id selection
 
     def __init__(
         self,
@@ -308,21 +308,9 @@ class BidsDataModule(FileMontageDataModule):
         raw: RawDEConfig | None = None,
         **kwargs,
     ) -> None:
+        given = dict(locals())
         super().__init__(**kwargs)
-        self.raw = raw or RawDEConfig()
-        self.reader_args = dict(
-            task=task,
-            label_column=label_column,
-            class_names=class_names,
-            ignore_labels=ignore_labels,
-            subjects=bids_subjects,
-            name=name,
-            montage=montage,
-            drop_channels=drop_channels,
-            channel_aliases=channel_aliases,
-            resample=resample,
-            raw=self.raw,
-        )
+        self.keep_reader_args(given)
 
     @property
     def folder(self) -> str:
