@@ -103,6 +103,7 @@ def test_load_encoder_in_a_process_without_lightning_is_bitwise_the_checkpoint(
     code = (
         "import sys, numpy as np, torch\n"
         "import scmm_lightning\n"
+        "import scmm_lightning.cli.export  # the export command too reads checkpoints without Lightning\n"
         f"enc = scmm_lightning.load_encoder({str(folder)!r})\n"
         f"x = torch.from_numpy(np.load({str(tmp_path / 'windows.npy')!r}))\n"
         "assert not enc.training and isinstance(enc, torch.nn.Module)\n"

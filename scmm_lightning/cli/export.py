@@ -21,7 +21,15 @@ import torch
 
 from .. import __version__
 from ..corpora.base import CorpusError
-from ..model.pretrained import CONFIG_FILE, WEIGHTS_FILE, build_encoder, check_weights, write_encoder_folder
+from ..model.pretrained import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    build_encoder,
+    check_weights,
+    json_value,
+    write_encoder_folder,
+)
+from .checkpoint_file import load_checkpoint
 
 LICENCE_NOTE = (
     "These weights were computed from {corpus}. SEED and SEED-IV (BCMI laboratory, Shanghai Jiao Tong "
@@ -33,32 +41,6 @@ METHOD_KEYS = (
     "mask_mode", "mask_ratio", "mask_threshold", "mask_num", "temperature", "upper_bound", "sharpness",
     "soft_weights_from", "lr", "weight_decay", "projection_dim",
 )  # fmt: skip
-
-
-def _plain(value: Any) -> Any:
-    """A hyper-parameter as a JSON value (anything else as its text)."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """The checkpoint's contents (``weights_only``: a pickle that would run code is refused)."""
-    if not path.is_file():
-        raise CorpusError(
-            f"--ckpt_path {path} does not exist; give a checkpoint written by `fit` (RUN/checkpoints/last.ckpt)"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  # torch raises many types for bad files
-        raise CorpusError(
-            f"--ckpt_path {path}: cannot be loaded as weights ({type(err).__name__}: {str(err).splitlines()[0]}); it is "
-            "truncated or not a checkpoint written by `fit`"
-        ) from None
 
 
 def folder_config(state: dict, ckpt: Path) -> dict[str, Any]:
@@ -80,7 +62,7 @@ def folder_config(state: dict, ckpt: Path) -> dict[str, Any]:
         "input": record["input"],
         "pretraining": {
             "method": method,
-            "hyper_parameters": _plain(hparams),
+            "hyper_parameters": json_value(hparams, strict=False),
             "seed": record.get("seed"),
             "epochs": state.get("epoch", -1) + 1,
             "global_step": state.get("global_step"),
@@ -214,7 +196,7 @@ def model_card(config: dict[str, Any], run_dir: Path) -> str:
 
 
 def export(ckpt: Path, out: Path, overwrite: bool = False) -> Path:
-    state = read_checkpoint(ckpt)
+    state = load_checkpoint(ckpt, "export")
     config = folder_config(state, ckpt)
     encoder = build_encoder(config["encoder"], where=f"{ckpt} (its encoder record)")
     weights = encoder_weights(state, ckpt)

@@ -7,13 +7,13 @@ import logging
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from .checkpoint_file import load_checkpoint
 
 
 class _NotActionable(logging.Filter):
@@ -68,22 +68,6 @@ class ShortErrorParser(LightningArgumentParser):
             f"error: {short_error(message)}\n(python -m scmm_lightning fit --help lists every option)", file=sys.stderr
         )
         raise SystemExit(2)
-
-
-def load_checkpoint(path: str | Path, command: str) -> dict:
-    """A checkpoint's contents, loaded with ``weights_only=True``: a file whose pickle would run code
-    is refused (never executed), a truncated or foreign file is one short error naming the path."""
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"{command}: checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
-        raise SystemExit(
-            f"{command}: cannot load checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}\n"
-            "It is truncated, not a checkpoint written by `fit`, or holds objects other than weights and "
-            "plain values (refused: loading them could run code)."
-        ) from None
 
 
 def _plain(value: Any) -> Any:

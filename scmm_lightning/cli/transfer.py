@@ -20,7 +20,8 @@ from ..callbacks import CrossCorpusTransfer
 from ..evaluation import evaluation_target
 from ..model.pretrained import check_electrodes, read_config, state_mismatch
 from ..seeding import set_run_seed
-from .lightning_cli import build_cli, load_checkpoint
+from .checkpoint_file import load_checkpoint
+from .lightning_cli import build_cli
 
 
 def _pop(argv: list[str], flag: str) -> str | None:

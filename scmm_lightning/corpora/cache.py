@@ -176,7 +176,7 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
         bar.close()
         with open(tmp, "wb") as fh:
             fh.write(image.getbuffer())
-        tmp.chmod(0o666 & ~_umask())  # readable by the lab like any file the user writes
+        tmp.chmod(0o666 & ~current_umask())  # readable by the lab like any file the user writes
         os.replace(tmp, target)
     except OSError as err:  # disk full, quota, permissions: nothing half-written stays
         tmp.unlink(missing_ok=True)
@@ -192,7 +192,10 @@ def build_cache(reader: CorpusReader, cache_dir: str | Path | None = None, progr
     return target
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it: the only way the OS offers). Files this
+    package writes get 0666 (folders 0777) minus it, like any file the user creates; mkstemp's 0600
+    would hide caches, results and exports from the rest of a lab."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

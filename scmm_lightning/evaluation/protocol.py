@@ -265,8 +265,9 @@ def _ensemble_metrics(
 
     (x, y), (test_x, test_y) = rows, test_rows
     n = min(len(r["history"]["states"]) for r in fold_results)
-    curve = [(log_mean_softmax(c, test_x).argmax(1) == test_y).float().mean().item() for c in range(n)]
-    logits = log_mean_softmax(chosen, test_x)
+    per_checkpoint = [log_mean_softmax(c, test_x) for c in range(n)]
+    curve = [(logits.argmax(1) == test_y).float().mean().item() for logits in per_checkpoint]
+    logits = per_checkpoint[chosen]
     metrics = classification_metrics(logits, test_y, num_classes)
     metrics.update(fit_summary(log_mean_softmax(chosen, x), y, num_classes))
     if groups is not None:
@@ -370,66 +371,59 @@ def run_protocol(
             sel = selected[(name, part.key)]
             return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
 
-        first, owners = [], []
-        ensemble = config.selection == "cv" and config.cv_model == "ensemble"
-        for k, name, part in mine if not ensemble else ():
+        def fold_models(k: int, name: str, part: Part) -> list[_Model]:
             model_seed = _model_seed(seed, k, part)
-            groups = test.meta["subject"][part.test] if part.cross_subject else None
-            if config.selection == "holdout":
-                ((fit, val),) = part.folds
-                first.append(
-                    _Model(name, model_seed, index(fit), index(val), index(part.test), groups, head(name, part, 0))
-                )
-                owners.append((k, name, part, None))
-                continue
-            for f, (fit, val) in enumerate(part.folds):
-                first.append(
-                    _Model(name, _fold_seed(model_seed, f), index(fit), index(val), empty, None, head(name, part, f))
-                )
-                owners.append((k, name, part, f))
-        first_results = _train_models(first, encoders, train, test, num_classes, config)
-        finals, refits, refit_owners = [], [], []
-        for k, name, part in mine if ensemble else ():
-            # one job at a time: its K fold models' checkpoints are kept only until its ensemble is scored
-            model_seed = _model_seed(seed, k, part)
-            specs = [
+            return [
                 _Model(name, _fold_seed(model_seed, f), index(fit), index(val), empty, None, head(name, part, f))
                 for f, (fit, val) in enumerate(part.folds)
             ]
-            fold_results = _train_models(specs, encoders, train, test, num_classes, config, keep_states=True)
-            chosen, val_figures = _cv_choice(fold_results)
-            rows = part.fit | part.val
-            metrics = _ensemble_metrics(
-                fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
-                test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
-            )  # fmt: skip
-            finals.append(((k, name, part), metrics, val_figures))
-        for k, name, part in mine if not ensemble else ():
-            mine_results = [
-                r for (k2, n2, p2, _), r in zip(owners, first_results) if (k2, n2, p2.key) == (k, name, part.key)
-            ]
-            if config.selection == "holdout":
-                finals.append(((k, name, part), mine_results[0], {}))
-                continue
-            chosen, val_figures = _cv_choice(mine_results)
-            groups = test.meta["subject"][part.test] if part.cross_subject else None
-            refits.append(
-                _Model(
-                    name,
-                    _model_seed(seed, k, part),
-                    index(part.fit),
-                    empty,
-                    index(part.test),
-                    groups,
-                    head(name, part, None),
-                    select_at=chosen,
+
+        finals = []
+        if config.selection == "cv" and config.cv_model == "ensemble":
+            for k, name, part in mine:  # one job at a time: its fold models' checkpoints live until it is scored
+                fold_results = _train_models(
+                    fold_models(k, name, part), encoders, train, test, num_classes, config, keep_states=True
+                )
+                chosen, val_figures = _cv_choice(fold_results)
+                rows = part.fit | part.val
+                metrics = _ensemble_metrics(
+                    fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
+                    test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
                 )  # fmt: skip
-            )
-            refit_owners.append(((k, name, part), val_figures))
-        for (owner, val_figures), metrics in zip(
-            refit_owners, _train_models(refits, encoders, train, test, num_classes, config)
-        ):
-            finals.append((owner, metrics, val_figures))
+                finals.append(((k, name, part), metrics, val_figures))
+        else:
+            first, owners = [], []
+            for k, name, part in mine:
+                if config.selection == "holdout":
+                    ((fit, val),) = part.folds
+                    groups = test.meta["subject"][part.test] if part.cross_subject else None
+                    first.append(
+                        _Model(name, _model_seed(seed, k, part), index(fit), index(val), index(part.test), groups,
+                               head(name, part, 0))
+                    )  # fmt: skip
+                    owners.append((k, name, part))
+                    continue
+                folds = fold_models(k, name, part)
+                first += folds
+                owners += [(k, name, part)] * len(folds)
+            first_results = _train_models(first, encoders, train, test, num_classes, config)
+            refits, refit_owners = [], []
+            for k, name, part in mine:
+                mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
+                if config.selection == "holdout":
+                    finals.append(((k, name, part), mine_results[0], {}))
+                    continue
+                chosen, val_figures = _cv_choice(mine_results)
+                groups = test.meta["subject"][part.test] if part.cross_subject else None
+                refits.append(
+                    _Model(name, _model_seed(seed, k, part), index(part.fit), empty, index(part.test), groups,
+                           head(name, part, None), select_at=chosen)
+                )  # fmt: skip
+                refit_owners.append(((k, name, part), val_figures))
+            for (owner, val_figures), metrics in zip(
+                refit_owners, _train_models(refits, encoders, train, test, num_classes, config)
+            ):
+                finals.append((owner, metrics, val_figures))
         for (_, name, part), metrics, val_figures in finals:
             metrics.pop("history", None)
             metrics.update(val_figures)

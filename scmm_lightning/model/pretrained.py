@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..corpora.base import CorpusError
-from ..corpora.normalization import fit_normalization
+from ..corpora.cache import current_umask
+from ..corpora.normalization import normalize
 
 FORMAT = "scmm_lightning-encoder"
 FORMAT_VERSION = 1
@@ -57,15 +58,19 @@ def class_path(obj: type) -> str:
     return f"{module}.{obj.__qualname__}"
 
 
-def _jsonable(value: Any) -> Any:
+def json_value(value: Any, strict: bool = True) -> Any:
+    """``value`` as plain JSON (tuples as lists, numpy scalars as numbers); anything else is an error,
+    or with ``strict=False`` its text (hyper-parameters recorded for people to read)."""
     if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
+        return [json_value(v, strict) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): json_value(v, strict) for k, v in value.items()}
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if not strict:
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
@@ -88,7 +93,7 @@ def encoder_spec(encoder: nn.Module) -> dict[str, Any]:
                 f"self.{name} in its __init__ so the encoder can be exported"
             )
         try:
-            args[name] = _jsonable(value)
+            args[name] = json_value(value)
         except TypeError as err:
             raise TypeError(f"encoder {class_path(cls)}: argument {name!r} cannot be exported ({err})") from None
     return {"class_path": class_path(cls), "init_args": args}
@@ -166,8 +171,9 @@ class PretrainedEncoder(nn.Module):
     def normalize(self, de_windows: Tensor | np.ndarray, subjects: Tensor | np.ndarray | None = None) -> Tensor:
         """The pre-training corpus's normalisation applied to raw DE windows ``(N, C, F)``: its stored
         training-split statistics (``minmax`` / ``zscore``); per subject of ``subjects`` (all windows as
-        one subject when ``None``) for ``subject_*``, or where no single set of statistics exists
-        (several source corpora), fitted on the windows given; nothing for ``none``."""
+        one subject when ``None``) for ``subject_*``; fitted on all the windows given where no single
+        set of statistics exists (several source corpora, each normalised on its own); nothing for
+        ``none``. The same function the datamodules normalise with."""
         x = torch.as_tensor(de_windows, dtype=torch.float32)
         expected = (len(self.electrodes), self.num_bands)
         if x.ndim != 3 or tuple(x.shape[1:]) != expected:
@@ -180,14 +186,10 @@ class PretrainedEncoder(nn.Module):
             return x
         if self.has_statistics and not kind.startswith("subject_"):
             return (x - self.shift.to(x.device)) / self.scale.to(x.device)
-        kind = kind if kind in ("minmax", "zscore", "subject_minmax", "subject_zscore") else "zscore"
+        kind = kind if kind in ("minmax", "zscore", "subject_minmax", "subject_zscore") else "zscore"  # mixed sources
         values = x.detach().cpu().numpy()
         groups = np.zeros(len(values), np.int64) if subjects is None else np.asarray(subjects)
-        out = np.empty_like(values)
-        for g in np.unique(groups):
-            rows = groups == g
-            shift, scale = fit_normalization(values[rows], kind)  # type: ignore[arg-type]
-            out[rows] = (values[rows] - shift) / scale
+        out, _ = normalize(values, groups, np.ones(len(values), dtype=bool), kind)  # type: ignore[arg-type]
         return torch.from_numpy(out).to(x.device)
 
     @torch.no_grad()
@@ -338,7 +340,7 @@ def write_encoder_folder(
         save_file(state, staging / WEIGHTS_FILE, metadata={"format": "pt"})
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        mode = 0o777 & ~_umask()
+        mode = 0o777 & ~current_umask()
         os.chmod(staging, mode)
         for f in staging.iterdir():
             os.chmod(f, mode & 0o666)
@@ -350,9 +352,3 @@ def write_encoder_folder(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
