@@ -72,7 +72,7 @@ def assert_same(loop: dict, batched: dict) -> None:
             for subject, a in loop[kind][name].items():
                 b = batched[kind][name][subject]
                 where = f"{kind}/{name}/subject {subject}"
-                for key in ("best_epoch", "l2", "n_finetune", "n_val", "n_test", "folds"):
+                for key in ("best_epoch", "best_step", "l2", "n_finetune", "n_val", "n_test", "folds"):
                     assert a.get(key) == b.get(key), (where, key, a.get(key), b.get(key))
                 for key in METRICS:
                     if key in a:
@@ -81,27 +81,40 @@ def assert_same(loop: dict, batched: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "cross_subject,patience,freeze,selection",
-    [(False, None, False, "holdout"), (True, None, False, "holdout"), (False, 2, False, "holdout"),
-     (False, None, True, "holdout"), (False, None, False, "cv"), (True, None, False, "cv")],
-    ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject"],
+    "cross_subject,patience,freeze,selection,recipe",
+    [(False, None, False, "holdout", "reference"), (True, None, False, "holdout", "reference"),
+     (False, 2, False, "holdout", "reference"), (False, None, True, "holdout", "reference"),
+     (False, None, False, "cv", "reference"), (True, None, False, "cv", "reference"),
+     (False, None, False, "cv", "lpft"), (True, None, False, "holdout", "lpft"), (False, 2, False, "holdout", "lpft"),
+     (False, None, True, "cv", "lpft"), (False, None, False, "cv", "lpft-batchnorm")],
+    ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
+         "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
+         "lpft-batchnorm-training"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
-    cross_subject: bool, patience: int | None, freeze: bool, selection: str
+    cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str
 ) -> None:
     """Every row, unequal subject sizes (so different numbers of batches per epoch, and last batches
-    of different sizes): the same selected epochs, L2 values and metrics as the per-model loop (the
-    reference recipe; cross-validated: fold models, then refits at the epoch the folds chose)."""
+    of different sizes): the same selected checkpoints, L2 values and metrics as the per-model loop,
+    for both recipes (``reference``: a fresh head, cosine-annealed epochs; ``lpft``: the probe as the
+    head, two learning rates, the encoder's BatchNorm frozen or not, a step budget with checkpoints
+    every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
-        config = FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, patience=patience, freeze_encoder=freeze,
-                                engine=engine, val_subjects=1, recipe="reference", selection=selection,
-                                folds=3)  # fmt: skip
+        budget = dict(epochs=6, lr=3e-3)
+        if recipe.startswith("lpft"):
+            budget = dict(recipe="lpft", steps=30, eval_every=5, lr=3e-3, encoder_lr=1e-3,
+                          freeze_batchnorm=recipe == "lpft")  # fmt: skip
+        else:
+            budget["recipe"] = "reference"
+        config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,
+                                val_subjects=1, selection=selection, folds=3, **budget)  # fmt: skip
         results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
     assert_same(results["loop"], results["batched"])
-    epochs = [r["best_epoch"] for r in results["batched"]["finetune"]["cnn"].values()]
-    assert len(set(epochs)) > 1 or cross_subject or selection == "cv"  # holdout: selection is per model
+    key = "best_step" if recipe.startswith("lpft") else "best_epoch"
+    chosen = [r[key] for r in results["batched"]["finetune"]["cnn"].values()]
+    assert len(set(chosen)) > 1 or cross_subject or selection == "cv"  # holdout: selection is per model
 
 
 def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:

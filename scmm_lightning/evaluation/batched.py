@@ -1,16 +1,19 @@
 """The fine-tuning protocol's models trained together: one stacked model per architecture.
 
 Every model of a protocol call (target subject x row x fold) is independent and of one of a few
-shapes, so the models of one shape are stacked (``torch.func.stack_module_state``) and run as one
-(``functional_call`` under ``vmap``: a convolution becomes a grouped convolution, BatchNorm keeps
-each model's own running statistics, updated in place). Each model keeps everything the per-model
-loop (:func:`finetune.finetune`, the reference this engine is tested against) gives it: its initial
-weights (built from its seed exactly as the loop builds them), its own batches (its own permutation
-generator; subjects with more windows have more batches per epoch: at a step, the models that still
-have a batch are trained, grouped by batch size), its own Adam moments and step count, the shared
-cosine schedule, its own epoch selection and patience. After every epoch each model's validation and
-test rows go through ONE batched forward (the test figures only feed the labelled optimistic column
-and, at the selected epoch, the reported metrics: nothing is evaluated twice).
+shapes, so the models of one shape are stacked (``torch.func.stack_module_state``) and run as one:
+the shipped encoders and heads through a small interpreter (:func:`_run_program`: activations laid
+out features first, rows last, each layer one native kernel over all models), any other encoder
+through ``functional_call`` under ``vmap``. Each model keeps everything the per-model loop
+(:func:`finetune.finetune`, the reference this engine is tested against) gives it, in either recipe:
+its initial weights (built from its seed exactly as the loop builds them; LP-FT: its own probe as the
+head), its own batches (its own generator; subjects with more windows have more batches per epoch:
+at a step, the models that still have a batch are trained, grouped by batch size), its own Adam
+moments and step count, the learning rates (the cosine schedule; LP-FT's head and encoder rates,
+the encoder's BatchNorm frozen or not), its own checkpoint selection and patience. At every
+checkpoint each model's validation and test rows go through ONE batched forward (the test figures
+only feed the labelled optimistic column and, at the selected checkpoint, the reported metrics:
+nothing is evaluated twice).
 
 Measured (``benchmarks/evaluation.py``, 2-core CPU): see the README's performance table.
 """
@@ -18,6 +21,7 @@ Measured (``benchmarks/evaluation.py``, 2-core CPU): see the README's performanc
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -27,11 +31,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..model import ClassifierHead
-from .finetune import FinetuneConfig, finetune, fit_summary
+from .finetune import FinetuneConfig, batch_stream, finetune, fit_summary
 from .metrics import classification_metrics
 from .probe import module_device
 
-EVAL_ROWS = 1024  # rows per model per evaluation forward (bounds activation memory)
+EVAL_ROWS = 128  # rows per model per evaluation forward (bounds activation memory)
 
 
 @dataclass
@@ -45,14 +49,26 @@ class FinetuneJob:
     val: Tensor
     test: Tensor
     groups: Tensor | None = None
-    select_at: int | None = None  # report this epoch (chosen beforehand by cross-validation), not the best on val
+    select_at: int | None = None  # report this checkpoint (chosen beforehand by cross-validation), not the best on val
+    head: nn.Module | None = None  # LP-FT: the fitted probe as an nn.Linear (reference: a fresh head from the seed)
 
 
-def build_model(encoder: nn.Module, num_classes: int, config: FinetuneConfig, seed: int) -> nn.Module:
-    """Encoder copy + fresh head, initialised from ``seed`` exactly as :func:`finetune` does."""
+def build_model(
+    encoder: nn.Module,
+    num_classes: int,
+    config: FinetuneConfig,
+    seed: int,
+    head: nn.Module | None = None,
+    copy_encoder: bool = True,
+) -> nn.Module:
+    """Encoder copy + ``head`` (or a fresh head initialised from ``seed``), exactly as :func:`finetune`.
+    ``copy_encoder=False`` shares ``encoder`` itself (stacking copies its tensors anyway; 96 deep
+    copies took ~7% of a batched protocol call)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return nn.Sequential(copy.deepcopy(encoder), ClassifierHead(encoder.out_features, num_classes, config.hidden))
+        if head is None:
+            head = ClassifierHead(encoder.out_features, num_classes, config.hidden)
+        return nn.Sequential(copy.deepcopy(encoder) if copy_encoder else encoder, copy.deepcopy(head))
 
 
 def _signature(model: nn.Module) -> tuple:
@@ -102,82 +118,190 @@ def _program(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]
         k, st, pad = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding))
         return [(prefix, module)] if k == st and module.dilation in (1, (1,)) and not module.ceil_mode else None
     if type(module) in (nn.BatchNorm1d, nn.ReLU, nn.Sigmoid, nn.Linear, nn.Flatten):
-        if type(module) is nn.BatchNorm1d and not (module.affine and module.track_running_stats):
+        if type(module) is nn.BatchNorm1d and not (
+            module.affine and module.track_running_stats and module.momentum is not None
+        ):
             return None
         return [(prefix, module)]
     return None
 
 
-def _conv_matrix(weight: Tensor, length: int, padding: int) -> Tensor:
-    """A stride-1 zero-padded Conv1d as a matrix (m, Cin * L, Cout * Lout): the convolution of a
-    (Cin, L) input is one matrix product, and m models' convolutions one batched product (a 1-D
-    CNN over 5 bands is too small for the convolution kernels to be efficient; measured in
-    ``benchmarks/evaluation.py``)."""
-    m, cout, cin, k = weight.shape
-    lout = length + 2 * padding - k + 1
-    tap = torch.arange(length, device=weight.device)[:, None] - torch.arange(lout, device=weight.device)[None] + padding
-    # shift[t, j, o] = 1 where input position j meets output position o through tap t; a product with
-    # it (not an index gather, whose backward is a slow scatter) places the taps
-    shift = (tap[None] == torch.arange(k, device=weight.device)[:, None, None]).to(weight.dtype)
-    return torch.einsum("moit,tjl->mijol", weight, shift).reshape(m, cin * length, cout * lout)
+def _pool_before_relu(program: list | None) -> list | None:
+    """``ReLU -> MaxPool`` reordered as ``MaxPool -> ReLU``: the same outputs (both are monotone, so
+    max(relu(a), relu(b)) = relu(max(a, b))) and the same gradients (they differ only where every
+    value of a window is <= 0, where ReLU passes no gradient), with ReLU on the pooled half."""
+    if program is None:
+        return None
+    out = list(program)
+    for i in range(len(out) - 1):
+        if isinstance(out[i][1], nn.ReLU) and isinstance(out[i + 1][1], nn.MaxPool1d):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out
 
 
-def _run_program(program: list, params: dict, buffers: dict, x: Tensor, training: bool) -> Tensor:
-    """The stacked forward of models with the same ``program``: ``x`` (m, B, ...) -> (m, B, K).
-    BatchNorm uses each model's batch statistics and updates its running statistics in place when
-    ``training`` (as ``nn.BatchNorm1d`` does), else its running statistics."""
-    m, b = x.shape[:2]
+class _ConvMatrix(torch.autograd.Function):
+    """A stride-1 zero-padded Conv1d's weight (m, Cout, Cin, k) as a matrix (m, Cout * Lout, Cin * L):
+    on activations laid out features first, rows last ((m, Cin * L, R), see :func:`_run_program`),
+    the convolution of m models is one batched product. A 1-D CNN over 5 bands is too small for
+    convolution kernels to be efficient, and the dense matrix skips the taps that only meet zero
+    padding (for the shipped CNN 2.0-2.7x fewer multiply-adds than the direct convolution). Block
+    (output position l, input position j) is the tap j - l + padding: for each l a contiguous range
+    of taps, copied in (and, backwards, added back) as strided slices; an ``einsum`` with a 0/1 shift
+    tensor gave the same matrix ~2x slower, forward and backward, at 32 models."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, length: int, padding: int) -> Tensor:  # noqa: ANN001
+        m, cout, cin, k = weight.shape
+        lout = length + 2 * padding - k + 1
+        spans = []  # (output position, first j, last j + 1, first tap, last tap + 1)
+        for pos in range(lout):
+            j_lo, j_hi = max(0, pos - padding), min(length, pos - padding + k)
+            spans.append((pos, j_lo, j_hi, j_lo - pos + padding, j_hi - pos + padding))
+        full = all(j_lo == 0 and j_hi == length for _, j_lo, j_hi, _, _ in spans)
+        out = (weight.new_empty if full else weight.new_zeros)((m, cout, lout, cin, length))
+        for pos, j_lo, j_hi, t_lo, t_hi in spans:
+            out[:, :, pos, :, j_lo:j_hi] = weight[..., t_lo:t_hi]
+        ctx.spans, ctx.shape = spans, weight.shape
+        return out.view(m, cout * lout, cin * length)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:  # noqa: ANN001
+        m, cout, cin, _ = ctx.shape
+        blocks = grad.reshape(m, cout, len(ctx.spans), cin, -1)
+        weight_grad = grad.new_zeros(ctx.shape)
+        for pos, j_lo, j_hi, t_lo, t_hi in ctx.spans:
+            weight_grad[..., t_lo:t_hi] += blocks[:, :, pos, :, j_lo:j_hi]
+        return weight_grad, None, None
+
+
+class _WindowMax(torch.autograd.Function):
+    """Max pooling with windows of ``k`` positions, stride ``k``, ``pad`` (<= k / 2) implicit -inf
+    positions at each end, over axis 2 of (m, C, L, R) activations: ``nn.MaxPool1d(k, k, pad)`` on
+    every (model, row). The gradient goes to each window's first maximum, as the pooling kernel's.
+    Window o holds positions o * k - pad + t, t < k: for each offset t a strided slice, so forward
+    and backward are a few elementwise passes over slices (padding, a window view and ``max`` with
+    int64 indices took ~2x as long, backward included, at 32 models)."""
+
+    @staticmethod
+    def spans(length: int, k: int, pad: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+        """The windows and, per offset t, (t, first window, last window + 1, first position)."""
+        n_out = (length + 2 * pad - k) // k + 1
+        spans = []
+        for t in range(k):
+            lo = max(0, -((t - pad) // k))  # the first window whose position t is inside [0, length)
+            hi = min(n_out, (length - 1 + pad - t) // k + 1)
+            if hi > lo:
+                spans.append((t, lo, hi, lo * k - pad + t))
+        return n_out, spans
+
+    @staticmethod
+    def values(x: Tensor, k: int, pad: int, arg: bool = False) -> tuple[Tensor, Tensor | None]:
+        """The pooled values (and, with ``arg``, each window's first maximum's offset, uint8)."""
+        m, c, length, rows = x.shape
+        n_out, spans = _WindowMax.spans(length, k, pad)
+        out = x.new_full((m, c, n_out, rows), float("-inf"))
+        offsets = torch.zeros((m, c, n_out, rows), dtype=torch.uint8, device=x.device) if arg else None
+        for t, lo, hi, first in spans:
+            candidate = x[:, :, first : first + (hi - lo - 1) * k + 1 : k]
+            current = out[:, :, lo:hi]
+            if t == 0:
+                current.copy_(candidate)
+                continue
+            if offsets is not None:
+                offsets[:, :, lo:hi].masked_fill_(candidate > current, t)  # strictly: ties keep the first
+            torch.maximum(current, candidate, out=current)
+        return out, offsets
+
+    @staticmethod
+    def forward(ctx, x: Tensor, k: int, pad: int) -> Tensor:  # noqa: ANN001
+        length = x.shape[2]
+        _, spans = _WindowMax.spans(length, k, pad)
+        out, arg = _WindowMax.values(x, k, pad, arg=True)
+        covered = sum(hi - lo for _, lo, hi, _ in spans) == length
+        ctx.save_for_backward(arg)
+        ctx.spans, ctx.k, ctx.covered, ctx.shape = spans, k, covered, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:  # noqa: ANN001
+        (arg,) = ctx.saved_tensors
+        k = ctx.k
+        x_grad = (grad.new_empty if ctx.covered else grad.new_zeros)(ctx.shape)
+        for t, lo, hi, first in ctx.spans:
+            torch.mul(
+                grad[:, :, lo:hi], arg[:, :, lo:hi] == t, out=x_grad[:, :, first : first + (hi - lo - 1) * k + 1 : k]
+            )
+        return x_grad, None, None
+
+
+def _run_program(
+    program: list,
+    params: dict,
+    buffers: dict,
+    x: Tensor,
+    training: bool,
+    frozen: str | None = None,
+    matrices: dict | None = None,
+) -> Tensor:
+    """The stacked forward of models with the same ``program`` on activations laid out features
+    first, rows last: ``x`` (m, C, L, R) or (m, D, R) -> logits (m, K, R). In this layout every
+    layer is one native kernel over all m models: a convolution or linear layer one batched matrix
+    product, BatchNorm ``F.batch_norm`` on the (1, m * C, L * R) view (each model's channels are
+    channels of their own; its running statistics, views of the stacked buffers, are updated in
+    place), ReLU and sigmoid elementwise, max pooling one reduction over a window axis. (The earlier
+    rows-first layout composed BatchNorm and pooling from ~10 elementwise operations each and ran
+    a training step 2-2.4x slower, ``benchmarks/evaluation.py``.) BatchNorm runs on batch
+    statistics when ``training``, except in layers under the prefix ``frozen`` (LP-FT's encoder).
+    ``matrices``: a cache of the convolutions' matrices, kept across calls with the same weights
+    (the evaluation's slices of rows)."""
+    m, rows = x.shape[0], x.shape[-1]
     for prefix, layer in program:
         if isinstance(layer, nn.Conv1d):
-            cin, length = x.shape[2], x.shape[3]
-            out = torch.bmm(
-                x.reshape(m, b, cin * length), _conv_matrix(params[prefix + "weight"], length, layer.padding[0])
-            )
-            x = out.view(m, b, layer.out_channels, -1)
+            cin, length = x.shape[1], x.shape[2]
+            matrix = matrices.get(prefix) if matrices is not None else None
+            if matrix is None:
+                matrix = _ConvMatrix.apply(params[prefix + "weight"], length, layer.padding[0])
+                if matrices is not None:
+                    matrices[prefix] = matrix
+            x = torch.bmm(matrix, x.reshape(m, cin * length, rows)).view(m, layer.out_channels, -1, rows)
             if layer.bias is not None:
-                x = x + params[prefix + "bias"][:, None, :, None]
+                x = x + params[prefix + "bias"][:, :, None, None]
         elif isinstance(layer, nn.BatchNorm1d):
-            dims = (1, 3) if x.dim() == 4 else (1,)
-            shape = (m, 1, -1, 1) if x.dim() == 4 else (m, 1, -1)
-            mean_key, var_key = prefix + "running_mean", prefix + "running_var"
-            if training:
-                mean, var = x.mean(dims), x.var(dims, unbiased=False)
-                n = x.numel() // (m * x.shape[2])
-                with torch.no_grad():
-                    momentum = layer.momentum
-                    buffers[mean_key].mul_(1 - momentum).add_(momentum * mean.detach())
-                    buffers[var_key].mul_(1 - momentum).add_(momentum * var.detach() * (n / max(n - 1, 1)))
-                    buffers[prefix + "num_batches_tracked"].add_(1)
-            else:
-                mean, var = buffers[mean_key], buffers[var_key]
-            scale = params[prefix + "weight"] * torch.rsqrt(var + layer.eps)
-            x = (x - mean.view(shape)) * scale.view(shape) + params[prefix + "bias"].view(shape)
+            batch_stats = training and not (frozen is not None and prefix.startswith(frozen))
+            mean, var = buffers[prefix + "running_mean"], buffers[prefix + "running_var"]
+            momentum = layer.momentum  # a number: _program leaves momentum=None (cumulative) to vmap
+            if batch_stats:
+                buffers[prefix + "num_batches_tracked"].add_(1)
+            shape = x.shape
+            x = F.batch_norm(
+                x.reshape(1, m * shape[1], -1), mean.view(-1), var.view(-1), params[prefix + "weight"].reshape(-1),
+                params[prefix + "bias"].reshape(-1), batch_stats, momentum, layer.eps,
+            ).view(shape)  # fmt: skip
         elif isinstance(layer, nn.ReLU):
-            x = x.clamp_min(0)
+            x = F.relu(x)
         elif isinstance(layer, nn.Sigmoid):
             x = torch.sigmoid(x)
         elif isinstance(layer, nn.MaxPool1d):
             k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
             pad = layer.padding if isinstance(layer.padding, int) else layer.padding[0]
-            n_out = (x.shape[-1] + 2 * pad - k) // k + 1
-            xp = F.pad(x, (pad, pad), value=float("-inf"))
-            x = xp[..., 0 : n_out * k : k]
-            for offset in range(1, k):  # elementwise maxima of strided views: cheaper than a pooling kernel here
-                x = torch.maximum(x, xp[..., offset : n_out * k : k])
+            x = _WindowMax.apply(x, k, pad) if torch.is_grad_enabled() else _WindowMax.values(x, k, pad)[0]
         elif isinstance(layer, nn.Flatten):
-            x = x.reshape(m, b, -1)
+            x = x.reshape(m, -1, rows)
         elif isinstance(layer, nn.Linear):
-            weight = params[prefix + "weight"]
-            x = torch.baddbmm(params[prefix + "bias"][:, None, :], x, weight.transpose(1, 2))
+            x = torch.baddbmm(params[prefix + "bias"][:, :, None], params[prefix + "weight"], x)
     return x
 
 
 class _Stack:
     """The stacked parameters, buffers and Adam state of same-shaped models."""
 
-    def __init__(self, models: list[nn.Module], config: FinetuneConfig) -> None:
+    def __init__(self, models: list[nn.Module], config: FinetuneConfig, device: torch.device) -> None:
         self.base = copy.deepcopy(models[0]).to("meta")
+        for model in models:  # the heads (own copies) to the encoders' device; the shared encoders stay put
+            model[1].to(device)
         params, buffers = stack_module_state(models)
+        params = {k: v.to(device) for k, v in params.items()}
+        buffers = {k: v.to(device) for k, v in buffers.items()}
         frozen = {f"0.{k}" for k, _ in models[0][0].named_parameters()} if config.freeze_encoder else set()
         self.params = {k: v.detach() for k, v in params.items() if k not in frozen}
         self.fixed = {k: v.detach() for k, v in params.items() if k in frozen}
@@ -186,26 +310,35 @@ class _Stack:
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
         self.steps = [0] * len(models)
         self.config = config
-        self.program = _program(models[0])
+        self.program = _pool_before_relu(_program(models[0]))
+        # LP-FT: the encoder ("0.") in eval mode (BatchNorm on running statistics), as the loop
+        self.frozen_prefix = "0." if config.recipe == "lpft" and config.freeze_batchnorm else None
 
-    def forward(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
+    def forward(self, params: dict, buffers: dict, x: Tensor, training: bool, matrices: dict | None = None) -> Tensor:
+        """Logits (m, R, K) of the models whose state is ``params``/``buffers`` on ``x`` (m, R, ...)."""
         if self.program is not None:  # the shipped encoders: hand-stacked layers (batched products)
-            return _run_program(self.program, params, buffers, x, self.base.training)
+            rows_last = x.permute(0, *range(2, x.dim()), 1).contiguous()
+            out = _run_program(self.program, params, buffers, rows_last, training, self.frozen_prefix, matrices)
+            return out.transpose(1, 2)
+        self.base.train(training)
+        if training and self.frozen_prefix is not None:
+            self.base[0].eval()
 
         def one(p: dict, b: dict, xb: Tensor) -> Tensor:
             return functional_call(self.base, (p, b), (xb,))
 
         return vmap(one)(params, buffers, x)
 
-    def train_step(self, idx: list[int], x: Tensor, y: Tensor, lr: float) -> None:
-        """One Adam step of models ``idx`` on their batches ``x`` (m, b, C, F), ``y`` (m, b)."""
+    def train_step(self, idx: list[int], x: Tensor, y: Tensor, lr: float, encoder_lr: float) -> None:
+        """One Adam step of models ``idx`` on their batches ``x`` (m, b, C, F), ``y`` (m, b): the
+        head's parameters ("1.") at ``lr``, the encoder's ("0.") at ``encoder_lr`` (the loop's two
+        parameter groups)."""
         every = len(idx) == len(self.steps)
         pick = torch.tensor(idx, device=x.device)
         sub_p = {k: (v if every else v[pick]).detach().requires_grad_(True) for k, v in self.params.items()}
         sub_f = {k: v if every else v[pick] for k, v in self.fixed.items()}
         sub_b = {k: v if every else v[pick].clone() for k, v in self.buffers.items()}
-        self.base.train()
-        logits = self.forward({**sub_p, **sub_f}, sub_b, x)
+        logits = self.forward({**sub_p, **sub_f}, sub_b, x, training=True)
         m, b = y.shape
         loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(1).sum()
         grads = torch.autograd.grad(loss, list(sub_p.values()))
@@ -216,28 +349,41 @@ class _Stack:
         for j in idx:
             self.steps[j] += 1
         steps = [self.steps[j] for j in idx]
-        shape = (m,) + (1,) * 8
-        step_size = torch.tensor([lr / (1 - beta1**s) for s in steps], device=x.device)
-        bc2_sqrt = torch.tensor([(1 - beta2**s) ** 0.5 for s in steps], device=x.device)
-        for (k, param), grad in zip(sub_p.items(), grads):
-            view = shape[: param.dim()]
-            p = param.detach()
-            grad = grad.add(p, alpha=self.config.weight_decay) if self.config.weight_decay else grad
-            m1 = self.exp_avg[k] if every else self.exp_avg[k][pick]
-            m2 = self.exp_avg_sq[k] if every else self.exp_avg_sq[k][pick]
-            m1.lerp_(grad, 1 - beta1)
-            m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (m2.sqrt() / bc2_sqrt.view(view)).add_(1e-8)
-            updated = p - step_size.view(view) * (m1 / denom)
-            if every:
-                p.copy_(updated)
-            else:
-                self.params[k][pick] = updated
+        names = list(sub_p)
+        params = [sub_p[k].detach() for k in names]
+        grads = list(grads)
+        if self.config.weight_decay:
+            torch._foreach_add_(grads, params, alpha=self.config.weight_decay)
+        exp_avg = [self.exp_avg[k] if every else self.exp_avg[k][pick] for k in names]
+        exp_avg_sq = [self.exp_avg_sq[k] if every else self.exp_avg_sq[k][pick] for k in names]
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sq)
+        rates = [encoder_lr if k.startswith("0.") else lr for k in names]
+        if len(set(steps)) == 1:  # one step count: torch.optim.Adam's own arithmetic, in place
+            torch._foreach_div_(denom, (1 - beta2 ** steps[0]) ** 0.5)
+            torch._foreach_add_(denom, 1e-8)
+            for param, m1, d, rate in zip(params, exp_avg, denom, rates):
+                param.addcdiv_(m1, d, value=-rate / (1 - beta1 ** steps[0]))
+        else:  # models at different steps (subjects with more batches): per-model bias corrections
+            shape = (len(idx),) + (1,) * 8
+            bc2_sqrt = torch.tensor([(1 - beta2**s) ** 0.5 for s in steps], device=x.device)
+            step_size = {
+                rate: torch.tensor([rate / (1 - beta1**s) for s in steps], device=x.device) for rate in set(rates)
+            }
+            for param, m1, d, rate in zip(params, exp_avg, denom, rates):
+                view = shape[: param.dim()]
+                d.div_(bc2_sqrt.view(view)).add_(1e-8)
+                param.sub_(step_size[rate].view(view) * (m1 / d))
+        if not every:
+            for k, param, m1, m2 in zip(names, params, exp_avg, exp_avg_sq):
+                self.params[k][pick] = param
                 self.exp_avg[k][pick] = m1
                 self.exp_avg_sq[k][pick] = m2
 
     def snapshot(self, j: int) -> dict[str, Tensor]:
-        """Model ``j``'s parameters and buffers now (kept at its best epoch)."""
+        """Model ``j``'s parameters and buffers now (kept at its best checkpoint)."""
         return {k: v[j].clone() for k, v in {**self.params, **self.fixed, **self.buffers}.items()}
 
     @torch.no_grad()
@@ -254,8 +400,11 @@ class _Stack:
             state = {**self.params, **self.fixed}
             sub = {k: v if every else v[pick] for k, v in state.items()}
             bufs = {k: v if every else v[pick] for k, v in self.buffers.items()}
-        self.base.eval()
-        outs = [self.forward(sub, bufs, x[:, i : i + EVAL_ROWS]) for i in range(0, x.shape[1], EVAL_ROWS)]
+        matrices: dict = {}  # the convolutions' matrices, built once for every slice of rows
+        outs = [
+            self.forward(sub, bufs, x[:, i : i + EVAL_ROWS], training=False, matrices=matrices)
+            for i in range(0, x.shape[1], EVAL_ROWS)
+        ]
         return torch.cat(outs, dim=1).float()
 
 
@@ -276,26 +425,25 @@ def finetune_batched(
     test: tuple[Tensor, Tensor],
     num_classes: int,
     config: FinetuneConfig,
-    max_models: int = 256,
+    max_models: int = 32,
 ) -> list[dict]:
     """The metrics of :func:`finetune.finetune` for every job (same order), the jobs trained as
-    stacked models of at most ``max_models`` (grouped by architecture). Data is moved to the
-    encoders' device once. An encoder that cannot run under ``vmap`` falls back to the loop, with a
+    stacked models of at most ``max_models`` (grouped by architecture), either recipe. Data is moved
+    to the encoders' device once. An encoder that cannot run stacked falls back to the loop, with a
     one-line notice."""
     results: list[dict | None] = [None] * len(jobs)
-    models = [build_model(job.encoder, num_classes, config, job.seed) for job in jobs]
+    models = [build_model(job.encoder, num_classes, config, job.seed, job.head, copy_encoder=False) for job in jobs]
     groups: dict[tuple, list[int]] = {}
     for j, model in enumerate(models):
         groups.setdefault(_signature(model), []).append(j)
     device = module_device(jobs[0].encoder) if jobs else torch.device("cpu")
     train_x, train_y = train[0].to(device), train[1].to(device)
     test_x, test_y = test[0].to(device), test[1].to(device)
-    lrs = _cosine_lrs(config)
     for members in groups.values():
         for start in range(0, len(members), max_models):
             chunk = members[start : start + max_models]
             try:
-                stack = _Stack([models[j].to(device) for j in chunk], config)
+                stack = _Stack([models[j] for j in chunk], config, device)
                 probe = train_x[jobs[chunk[0]].fit[:2]]
                 stack.logits(list(range(len(chunk))), probe.unsqueeze(0).expand(len(chunk), *probe.shape))
             except Exception as err:  # an encoder vmap cannot run: the per-model loop
@@ -310,13 +458,40 @@ def finetune_batched(
                     results[j] = finetune(
                         job.encoder, num_classes, (train[0][job.fit], train[1][job.fit]),
                         (train[0][job.val], train[1][job.val]), (test[0][job.test], test[1][job.test]),
-                        config, job.seed, test_groups=job.groups, select_at=job.select_at,
+                        config, job.seed, test_groups=job.groups, head=job.head, select_at=job.select_at,
                     )  # fmt: skip
                 continue
             for j, metrics in zip(chunk, _train_stack(stack, [jobs[j] for j in chunk], train_x, train_y,
-                                                     test_x, test_y, num_classes, config, lrs)):  # fmt: skip
+                                                     test_x, test_y, num_classes, config)):  # fmt: skip
                 results[j] = metrics
     return results  # type: ignore[return-value]
+
+
+def _batches_before(
+    checkpoint: int,
+    running: list[int],
+    fit_rows: list[Tensor],
+    gens: list[torch.Generator],
+    streams: list,
+    config: FinetuneConfig,
+) -> dict[int, list[Tensor]]:
+    """Each running model's batches (row indices into the train set) between the previous
+    checkpoint and ``checkpoint``, drawn from its own generator exactly as the loop draws them:
+    ``reference``, one epoch (a fresh permutation; a last batch under two rows skipped);
+    ``lpft``, the next ``steps`` between checkpoints from its endless stream."""
+    out = {}
+    if config.recipe == "lpft":
+        points = config.checkpoints()
+        count = points[checkpoint] - (points[checkpoint - 1] if checkpoint else 0)
+        for j in running:
+            out[j] = [fit_rows[j][idx.to(fit_rows[j].device)] for idx in itertools.islice(streams[j], count)]
+        return out
+    for j in running:
+        order = torch.randperm(len(fit_rows[j]), generator=gens[j]).to(fit_rows[j].device)
+        rows = fit_rows[j][order]
+        out[j] = [b for b in (rows[i : i + config.batch_size] for i in range(0, len(rows), config.batch_size))
+                  if len(b) >= 2]  # fmt: skip
+    return out
 
 
 def _train_stack(
@@ -328,12 +503,15 @@ def _train_stack(
     test_y: Tensor,
     num_classes: int,
     config: FinetuneConfig,
-    lrs: list[float],
 ) -> list[dict]:
     device = train_x.device
     m = len(jobs)
+    lpft = config.recipe == "lpft"
+    points = config.checkpoints()
+    lrs = [config.lr] * len(points) if lpft else _cosine_lrs(config)
     gens = [torch.Generator().manual_seed(job.seed) for job in jobs]
     fit_rows = [job.fit.to(device) for job in jobs]
+    streams = [batch_stream(len(r), config.batch_size, g) for r, g in zip(fit_rows, gens)] if lpft else []
     n_val = [len(job.val) for job in jobs]
     n_test = [len(job.test) for job in jobs]
     width = max(v + t for v, t in zip(n_val, n_test))
@@ -355,25 +533,22 @@ def _train_stack(
     best_test: list[Tensor | None] = [None] * m
     best_state: list[dict | None] = [None] * m
     running = list(range(m))
-    for epoch in range(config.epochs):
+    for epoch in range(len(points)):  # a checkpoint: after an epoch (reference), after steps (lpft)
         if not running:
             break
         lr = lrs[epoch]
-        batches = {}
+        encoder_lr = config.encoder_lr if lpft else lr
+        batches = _batches_before(epoch, running, fit_rows, gens, streams, config)
         for j in running:
             history[j]["lr"].append(lr)
-            order = torch.randperm(len(fit_rows[j]), generator=gens[j]).to(device)
-            rows = fit_rows[j][order]
-            batches[j] = [rows[i : i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
-            batches[j] = [b for b in batches[j] if len(b) >= 2]  # BatchNorm needs two rows (as the loop)
         for step in range(max((len(b) for b in batches.values()), default=0)):
             by_size: dict[int, list[int]] = {}
             for j in running:
                 if step < len(batches[j]):
                     by_size.setdefault(len(batches[j][step]), []).append(j)
             for members in by_size.values():
-                rows = torch.stack([batches[j][step] for j in members])
-                stack.train_step(members, train_x[rows], train_y[rows], lr)
+                picked = torch.stack([batches[j][step] for j in members])
+                stack.train_step(members, train_x[picked], train_y[picked], lr, encoder_lr)
         logits = stack.logits(running, eval_x[running])
         ey, val_mask, test_mask = eval_y[running], is_val[running], is_test[running]
         val_bacc = _balanced_accuracies(logits, ey, val_mask, num_classes).tolist()
@@ -423,7 +598,8 @@ def _train_stack(
         e = best_epoch[j]
         h = history[j]
         metrics.update(
-            best_epoch=e, best_step=None, val_acc=h["val_acc"][e], val_balanced_accuracy=h["val_bacc"][e],
+            best_epoch=None if lpft else e, best_step=points[e] if lpft else None, val_acc=h["val_acc"][e],
+            val_balanced_accuracy=h["val_bacc"][e],
             val_loss=h["val_loss"][e], optimistic_best_test_acc=max((a for a in h["test_acc"] if a == a), default=float("nan")),
             history=h,
         )  # fmt: skip

@@ -56,13 +56,13 @@ class FinetuneConfig:
         patience: stop when validation balanced accuracy has not improved for this many epochs
             (``None``: train every epoch; the chosen epoch is the same either way up to the stop).
         engine: ``batched`` trains every model of a protocol call together as stacked models
-            (``evaluation/batched.py``; same seeds, batches, Adam steps and selection as the loop);
-            ``loop`` trains them one after another (the reference the batched engine is tested
-            against); ``auto``: batched on an accelerator, the loop on the CPU, where the stacked
-            models were measured no faster (0.9-1.1x on 2 cores, ``benchmarks/evaluation.py``: the
-            small CNN is bound by arithmetic and memory traffic there, not by per-model overhead) and
-            use ~2.6x the memory. The probe solves its problems together unless ``loop``. The
-            batched engine runs the ``reference`` recipe; ``lpft`` models train in the loop.
+            (``evaluation/batched.py``; either recipe; same seeds, batches, Adam steps and selection
+            as the loop); ``loop`` trains them one after another (the reference the batched engine
+            is tested against); ``auto`` (default): batched, on the CPU too (2 cores,
+            ``benchmarks/evaluation.py``: the reference protocol 3.5x faster than the loop, LP-FT
+            ~2x, at ~1.4x the loop's peak memory), except for ``cv_model: ensemble``, whose fold
+            models keep every checkpoint and train in the loop. The probe solves its problems
+            together unless ``loop``.
         recipe: ``lpft`` (default: start from the fitted probe, fine-tune for ``steps``) or
             ``reference`` (the authors' fresh head and ``epochs``); module docstring.
         selection: ``cv``: the probe's L2 and the fine-tuning checkpoint are chosen by the mean
@@ -153,7 +153,7 @@ def fit_summary(logits: Tensor, y: Tensor, num_classes: int) -> dict[str, float]
     }
 
 
-def _batch_stream(n: int, batch_size: int, gen: torch.Generator):
+def batch_stream(n: int, batch_size: int, gen: torch.Generator):
     """Endless batches of row indices: a fresh permutation per pass, batches of ``batch_size`` (a
     last one of fewer than two rows is skipped: BatchNorm in training mode needs two)."""
     while n >= 2:
@@ -258,7 +258,7 @@ def finetune(
     train_mode()
     if lpft:
         points = config.checkpoints()
-        batches = _batch_stream(len(train_x), config.batch_size, gen)
+        batches = batch_stream(len(train_x), config.batch_size, gen)
         done = 0
         for index, target_step in enumerate(points):
             history["lr"].append(config.lr)

@@ -199,24 +199,25 @@ def _train_models(
     config: FinetuneConfig,
     keep_states: bool = False,
 ) -> list[dict]:
-    """Train every model: stacked (``finetune_batched``) when the engine says so and the recipe is
-    ``reference``, else one after another (``finetune``; ``keep_states``: with every checkpoint's
-    weights, which the stacked engine does not keep)."""
+    """Train every model: stacked (``finetune_batched``) when the engine says so, else one after
+    another (``finetune``; ``keep_states``: with every checkpoint's weights, which the stacked engine
+    does not keep)."""
     if not specs:
         return []
     y, test_y = train.meta["label"], test.meta["label"]
-    devices = {module_device(e).type for e in encoders.values()}
-    batched = config.engine == "batched" or (config.engine == "auto" and devices != {"cpu"})
-    if batched and (config.recipe != "reference" or keep_states):
+    batched = config.engine in ("batched", "auto")
+    if batched and keep_states:
         if config.engine == "batched":
             warnings.warn(
-                "finetune.engine batched runs the reference recipe with cv_model refit only; these models train one "
-                "at a time",
+                "finetune.engine batched does not keep every checkpoint's weights, which cv_model ensemble needs: its "
+                "fold models train one at a time",
                 stacklevel=3,
             )
         batched = False
     if batched:
-        jobs = [FinetuneJob(encoders[m.name], m.seed, m.fit, m.val, m.test, m.groups, m.select_at) for m in specs]
+        jobs = [
+            FinetuneJob(encoders[m.name], m.seed, m.fit, m.val, m.test, m.groups, m.select_at, m.head) for m in specs
+        ]
         return finetune_batched(jobs, (train.x, y), (test.x, test_y), num_classes, config)
     return [
         finetune(
