@@ -103,30 +103,22 @@ def old_probe_call(encoders, train, test, grid) -> None:  # noqa: ANN001
 def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
     torch.manual_seed(0)
     device = torch.device(args["device"])
-    if kind == "finetune":
-        train, test = deap_shaped(args["subjects"])
+    if kind in ("finetune", "finetune_lpft"):
+        train, test = deap_shaped(args["subjects" if kind == "finetune" else "lpft_subjects"])
         encoders = {
             "pretrained": CNNEncoder(32, 5),
             "random_init": CNNEncoder(32, 5),
             "raw_features": FlattenFeatures(32, 5),
         }
         kinds, classes = ("finetune",), 2
-        # the issue's workload: the authors' reference recipe (fresh head, epochs) with a hold-out
-        config = FinetuneConfig(
-            epochs=args["epochs"], batch_size=128, engine=engine, recipe="reference", selection="holdout"
-        )
-    elif kind == "finetune_lpft":
-        train, test = deap_shaped(args["lpft_subjects"])
-        encoders = {
-            "pretrained": CNNEncoder(32, 5),
-            "random_init": CNNEncoder(32, 5),
-            "raw_features": FlattenFeatures(32, 5),
-        }
-        kinds, classes = ("finetune",), 2
-        # the shipped recipe and selection (probe, 3 cross-validation folds + a refit per subject and row,
-        # LP-FT from the probe), a shorter step budget; the loop engine probes one problem at a time too
-        steps = args["lpft_steps"]
-        config = FinetuneConfig(engine=engine, steps=steps, eval_every=max(1, steps // 10))
+        if kind == "finetune":  # the issue's workload: the authors' reference recipe (fresh head, epochs), a hold-out
+            config = FinetuneConfig(
+                epochs=args["epochs"], batch_size=128, engine=engine, recipe="reference", selection="holdout"
+            )
+        else:  # the shipped recipe and selection (probe, 3 cross-validation folds + a refit per subject and row,
+            # LP-FT from the probe), a shorter step budget; the loop engine probes one problem at a time too
+            steps = args["lpft_steps"]
+            config = FinetuneConfig(engine=engine, steps=steps, eval_every=max(1, steps // 10))
     else:
         train, test = shaped(15, 24, 21, 62, 4, 16)
         encoders = {"cnn": CNNEncoder(62, 5), "raw_features": FlattenFeatures(62, 5)}
