@@ -159,3 +159,47 @@ def test_the_probe_solver_reaches_scikit_learns_optimum() -> None:
         np.testing.assert_allclose(weight[0, g].numpy(), ref.coef_.T, atol=2e-4)
         np.testing.assert_allclose(bias[0, g].numpy(), ref.intercept_, atol=2e-4)
         assert (np.argmax(x @ weight[0, g].numpy() + bias[0, g].numpy(), 1) == ref.predict(x)).all()
+
+
+@pytest.mark.parametrize("length,k,pad", [(6, 2, 1), (5, 2, 1), (4, 2, 1), (7, 2, 0), (7, 3, 1), (9, 3, 0), (8, 4, 2)])
+def test_stacked_pooling_is_max_pool1d_forward_and_backward(length: int, k: int, pad: int) -> None:
+    """The interpreter's pooling on (models, channels, positions, rows) against ``F.max_pool1d`` on
+    each (model, row): the same values and the same input gradient (to each window's first maximum),
+    in float64; ties are made common (values rounded) so the first-maximum rule is exercised."""
+    from scmm_lightning.evaluation.batched import _WindowMax
+
+    torch.manual_seed(0)
+    x = (torch.randn(3, 4, length, 5, dtype=torch.float64) * 2).round().requires_grad_(True)
+    ref_in = x.detach().permute(0, 3, 1, 2).reshape(15, 4, length).requires_grad_(True)
+    out = _WindowMax.apply(x, k, pad)
+    ref = torch.nn.functional.max_pool1d(ref_in, k, k, pad)
+    assert torch.equal(out.permute(0, 3, 1, 2).reshape(ref.shape), ref)
+    upstream = torch.randn_like(ref)
+    ref.backward(upstream)
+    out.backward(upstream.view(3, 5, 4, -1).permute(0, 2, 3, 1))
+    assert torch.equal(x.grad.permute(0, 3, 1, 2).reshape(ref_in.shape), ref_in.grad)
+    assert torch.equal(_WindowMax.values(x.detach(), k, pad)[0], out.detach())
+
+
+@pytest.mark.parametrize("length,k,pad", [(5, 8, 4), (4, 8, 4), (3, 8, 4), (6, 3, 1), (5, 3, 0), (2, 5, 2)])
+def test_stacked_convolution_matrix_is_conv1d_forward_and_backward(length: int, k: int, pad: int) -> None:
+    """The interpreter's convolution (a batched product with ``_ConvMatrix``) against ``F.conv1d``
+    of each model on its rows: outputs and weight and input gradients, float64."""
+    from scmm_lightning.evaluation.batched import _ConvMatrix
+
+    torch.manual_seed(1)
+    m, cin, cout, rows = 3, 4, 6, 7
+    weight = torch.randn(m, cout, cin, k, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(m, cin, length, rows, dtype=torch.float64, requires_grad=True)
+    out = torch.bmm(_ConvMatrix.apply(weight, length, pad), x.reshape(m, cin * length, rows))
+    lout = length + 2 * pad - k + 1
+    refs = [
+        torch.nn.functional.conv1d(x[j].permute(2, 0, 1), weight[j], padding=pad).permute(1, 2, 0) for j in range(m)
+    ]
+    ref = torch.stack(refs).reshape(m, cout * lout, rows)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    upstream = torch.randn_like(ref)
+    got = torch.autograd.grad(out, (weight, x), upstream)
+    want = torch.autograd.grad(ref, (weight, x), upstream)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
