@@ -114,8 +114,8 @@ def solve_logistic(
         slope = torch.where(bad, -(g * g).sum(-1), slope)
         step = torch.ones_like(f)
         pending = active.clone()
-        new_th, new_f, new_g = theta.clone(), f.clone(), g.clone()
-        for _ in range(40):  # Armijo backtracking, per problem
+        new_th, new_f, new_g = theta, f, g  # a problem's entries count only once it moved (below)
+        for attempt in range(40):  # Armijo backtracking, per problem
             sets = pending.any(1)
             n_sets = int(sets.sum())
             trial = theta + step[..., None] * direction
@@ -128,6 +128,10 @@ def solve_logistic(
                 tf, tg = _objective(trial.view(-1, dim), x, y1h, w, l2, groups)
                 tf, tg = tf.view_as(f), tg.view_as(g)
             ok = pending & (tf <= f + 1e-4 * step * slope)
+            if attempt == 0 and torch.equal(ok, pending):  # the usual case: every unit step accepted
+                new_th, new_f, new_g = trial, tf, tg
+                pending = torch.zeros_like(pending)
+                break
             new_th = torch.where(ok[..., None], trial, new_th)
             new_f = torch.where(ok, tf, new_f)
             new_g = torch.where(ok[..., None], tg, new_g)
@@ -140,9 +144,9 @@ def solve_logistic(
         sy = (sk * yk).sum(-1)
         good = moved & (sy > 1e-10)
         slot = it % history
-        s_hist[slot] = torch.where(good[..., None], sk, torch.zeros_like(sk))
-        y_hist[slot] = torch.where(good[..., None], yk, torch.zeros_like(yk))
-        rho[slot] = torch.where(good, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
+        s_hist[slot] = torch.where(good[..., None], sk, 0.0)
+        y_hist[slot] = torch.where(good[..., None], yk, 0.0)
+        rho[slot] = torch.where(good, 1.0 / sy.clamp_min(1e-300), 0.0)
         gamma = torch.where(good, sy / (yk * yk).sum(-1).clamp_min(1e-300), gamma)
         iters += active.long()
         theta = torch.where(moved[..., None], new_th, theta)
