@@ -503,7 +503,7 @@ def _batches_before(
     streams: list,
     config: FinetuneConfig,
 ) -> dict[int, list[Tensor]]:
-    """Each running model's batches (row indices into the train set) between the previous
+    """Each running model's batches (row indices into the train set, on the CPU) between the previous
     checkpoint and ``checkpoint``, drawn from its own generator exactly as the loop draws them:
     ``reference``, one epoch (a fresh permutation; a last batch under two rows skipped);
     ``lpft``, the next ``steps`` between checkpoints from its endless stream."""
@@ -512,11 +512,10 @@ def _batches_before(
         points = config.checkpoints()
         count = points[checkpoint] - (points[checkpoint - 1] if checkpoint else 0)
         for j in running:
-            out[j] = [fit_rows[j][idx.to(fit_rows[j].device)] for idx in itertools.islice(streams[j], count)]
+            out[j] = [fit_rows[j][idx] for idx in itertools.islice(streams[j], count)]
         return out
     for j in running:
-        order = torch.randperm(len(fit_rows[j]), generator=gens[j]).to(fit_rows[j].device)
-        rows = fit_rows[j][order]
+        rows = fit_rows[j][torch.randperm(len(fit_rows[j]), generator=gens[j])]
         out[j] = [b for b in (rows[i : i + config.batch_size] for i in range(0, len(rows), config.batch_size))
                   if len(b) >= 2]  # fmt: skip
     return out
@@ -538,7 +537,7 @@ def _train_stack(
     points = config.checkpoints()
     lrs = [config.lr] * len(points) if lpft else _cosine_lrs(config)
     gens = [torch.Generator().manual_seed(job.seed) for job in jobs]
-    fit_rows = [job.fit.to(device) for job in jobs]
+    fit_rows = [job.fit.cpu() for job in jobs]  # batches are drawn on the CPU, moved once per step
     streams = [batch_stream(len(r), config.batch_size, g) for r, g in zip(fit_rows, gens)] if lpft else []
     n_val = [len(job.val) for job in jobs]
     n_test = [len(job.test) for job in jobs]
@@ -575,7 +574,7 @@ def _train_stack(
                 if step < len(batches[j]):
                     by_size.setdefault(len(batches[j][step]), []).append(j)
             for members in by_size.values():
-                picked = torch.stack([batches[j][step] for j in members])
+                picked = torch.stack([batches[j][step] for j in members]).to(device)
                 stack.train_step(members, train_x[picked], train_y[picked], lr, encoder_lr)
         logits = stack.logits(running, eval_x[running])
         ey, val_mask, test_mask = eval_y[running], is_val[running], is_test[running]
@@ -610,14 +609,14 @@ def _train_stack(
                 still.append(j)
         running = still
     n_fit = max(len(r) for r in fit_rows)  # training accuracy at the selected epoch: one more forward
-    fit_index = torch.stack([torch.cat([r, r.new_zeros(n_fit - len(r))]) for r in fit_rows])
+    fit_index = torch.stack([torch.cat([r, r.new_zeros(n_fit - len(r))]) for r in fit_rows]).to(device)
     train_logits = stack.logits(list(range(m)), train_x[fit_index], best_state).cpu()
     out = []
     for j, job in enumerate(jobs):
         y = test_y[job.test.to(device)].cpu()
         metrics = classification_metrics(best_test[j], y, num_classes)
         n = len(fit_rows[j])
-        metrics.update(fit_summary(train_logits[j, :n], train_y[fit_rows[j]].cpu(), num_classes))
+        metrics.update(fit_summary(train_logits[j, :n], train_y[fit_rows[j].to(device)].cpu(), num_classes))
         if job.groups is not None:
             metrics["groups"] = {
                 int(g): classification_metrics(best_test[j][job.groups == g], y[job.groups == g], num_classes)
