@@ -59,7 +59,7 @@ class FinetuneConfig:
             (``evaluation/batched.py``; either recipe; same seeds, batches, Adam steps and selection
             as the loop); ``loop`` trains them one after another (the reference the batched engine
             is tested against); ``auto`` (default): batched, on the CPU too (2 cores,
-            ``benchmarks/evaluation.py``: the reference protocol 3-4x faster than the loop, LP-FT
+            ``benchmarks/evaluation.py``: the reference protocol 3.1-4.2x faster than the loop, LP-FT
             2.6-3.7x, at ~1.45x the loop's peak memory), except for ``cv_model: ensemble``, whose fold
             models keep every checkpoint and train in the loop. The probe solves its problems
             together unless ``loop``.
