@@ -176,23 +176,8 @@ def _fold_seed(model_seed: int, fold: int) -> int:
 _SCORES = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion", "test_classes")
 
 
-@dataclass
-class _Model:
-    """One model to train: encoder name, seed, rows (index tensors), head (LP-FT) and ``select_at``."""
-
-    name: str
-    seed: int
-    fit: Tensor
-    val: Tensor
-    test: Tensor
-    groups: Tensor | None
-    head: nn.Module | None = None
-    select_at: int | None = None
-
-
 def _train_models(
-    specs: list[_Model],
-    encoders: dict[str, nn.Module],
+    specs: list[FinetuneJob],
     train: WindowDataset,
     test: WindowDataset,
     num_classes: int,
@@ -215,13 +200,10 @@ def _train_models(
             )
         batched = False
     if batched:
-        jobs = [
-            FinetuneJob(encoders[m.name], m.seed, m.fit, m.val, m.test, m.groups, m.select_at, m.head) for m in specs
-        ]
-        return finetune_batched(jobs, (train.x, y), (test.x, test_y), num_classes, config)
+        return finetune_batched(specs, (train.x, y), (test.x, test_y), num_classes, config)
     return [
         finetune(
-            encoders[m.name],
+            m.encoder,
             num_classes,
             (train.x[m.fit], y[m.fit]),
             (train.x[m.val], y[m.val]),
@@ -372,10 +354,12 @@ def run_protocol(
             sel = selected[(name, part.key)]
             return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
 
-        def fold_models(k: int, name: str, part: Part) -> list[_Model]:
+        def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
             return [
-                _Model(name, _fold_seed(model_seed, f), index(fit), index(val), empty, None, head(name, part, f))
+                FinetuneJob(
+                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), empty, head=head(name, part, f)
+                )
                 for f, (fit, val) in enumerate(part.folds)
             ]
 
@@ -383,7 +367,7 @@ def run_protocol(
         if config.selection == "cv" and config.cv_model == "ensemble":
             for k, name, part in mine:  # one job at a time: its fold models' checkpoints live until it is scored
                 fold_results = _train_models(
-                    fold_models(k, name, part), encoders, train, test, num_classes, config, keep_states=True
+                    fold_models(k, name, part), train, test, num_classes, config, keep_states=True
                 )
                 chosen, val_figures = _cv_choice(fold_results)
                 rows = part.fit | part.val
@@ -399,15 +383,15 @@ def run_protocol(
                     ((fit, val),) = part.folds
                     groups = test.meta["subject"][part.test] if part.cross_subject else None
                     first.append(
-                        _Model(name, _model_seed(seed, k, part), index(fit), index(val), index(part.test), groups,
-                               head(name, part, 0))
+                        FinetuneJob(encoders[name], _model_seed(seed, k, part), index(fit), index(val),
+                                    index(part.test), groups, head=head(name, part, 0))
                     )  # fmt: skip
                     owners.append((k, name, part))
                     continue
                 folds = fold_models(k, name, part)
                 first += folds
                 owners += [(k, name, part)] * len(folds)
-            first_results = _train_models(first, encoders, train, test, num_classes, config)
+            first_results = _train_models(first, train, test, num_classes, config)
             refits, refit_owners = [], []
             for k, name, part in mine:
                 mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
@@ -417,12 +401,12 @@ def run_protocol(
                 chosen, val_figures = _cv_choice(mine_results)
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
                 refits.append(
-                    _Model(name, _model_seed(seed, k, part), index(part.fit), empty, index(part.test), groups,
-                           head(name, part, None), select_at=chosen)
+                    FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
+                                groups, select_at=chosen, head=head(name, part, None))
                 )  # fmt: skip
                 refit_owners.append(((k, name, part), val_figures))
             for (owner, val_figures), metrics in zip(
-                refit_owners, _train_models(refits, encoders, train, test, num_classes, config)
+                refit_owners, _train_models(refits, train, test, num_classes, config)
             ):
                 finals.append((owner, metrics, val_figures))
         for (_, name, part), metrics, val_figures in finals:
