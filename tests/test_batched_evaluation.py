@@ -4,7 +4,9 @@ against scikit-learn.
 Tolerance: the stacked models compute the same float32 operations in another order (a convolution
 as a batched matrix product, batched reductions), so logits differ by ~1e-6; over a few epochs of
 Adam the selected epoch and the test predictions stay the same. Metrics are compared to 1e-6 and
-the selected epoch and L2 exactly; the probe's float64 solver to 1e-9 in its weights' predictions.
+the selected epoch and L2 exactly. The probe: the loop fits each fold on its own rows, the batched
+engine on its task's shared rows (the same optimum, other rounding), so the probes agree to the
+solver's tolerance; on these fixtures that moves no prediction.
 """
 
 from __future__ import annotations
@@ -149,16 +151,69 @@ def test_the_probe_solver_reaches_scikit_learns_optimum() -> None:
     y = rng.integers(0, k, n)
     x = rng.standard_normal((n, d))
     x[:, :k] += 1.5 * np.eye(k)[y]
-    x = (x - x.mean(0)) / x.std(0)
+    x = (x - x.mean(0)) / x.std(0, ddof=1)  # as the solver standardises each problem's rows: a no-op there
     grid = [1e-3, 1e-2, 1e-1]
-    weight, bias, _ = solve_logistic(
-        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, n), torch.tensor([grid]), k, max_iter=2000, tol=1e-8
-    )
+    weight, bias, mean, std, _ = solve_logistic(
+        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, 3, n), torch.tensor([grid]), k, max_iter=2000,
+        tol=1e-8,
+    )  # fmt: skip
+    torch.testing.assert_close(mean, torch.zeros_like(mean), rtol=0, atol=1e-12)
+    torch.testing.assert_close(std, torch.ones_like(std), rtol=0, atol=1e-12)
     for g, l2 in enumerate(grid):
         ref = sklearn.LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000).fit(x, y)
         np.testing.assert_allclose(weight[0, g].numpy(), ref.coef_.T, atol=2e-4)
         np.testing.assert_allclose(bias[0, g].numpy(), ref.intercept_, atol=2e-4)
         assert (np.argmax(x @ weight[0, g].numpy() + bias[0, g].numpy(), 1) == ref.predict(x)).all()
+
+
+def test_probes_sharing_a_tasks_rows_are_the_probes_fitted_alone() -> None:
+    """``fit_linear_probes`` fits each fold on the task's shared rows (the other rows weighted 0,
+    the fold's standardisation folded into the weights). Against scikit-learn fitted on the fold's
+    own rows, standardised with the fold's statistics: the same weights, including a fold on which
+    a feature is constant (a dead unit there, alive elsewhere: left out of that fit, weight 0; it
+    once made the solver run to ``max_iter``); and a refit started from the folds' solutions
+    (``init``) reaches the same optimum in fewer iterations than from 0."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from scmm_lightning.evaluation import logistic
+    from scmm_lightning.evaluation.probe import fit_linear_probes
+
+    rng = np.random.default_rng(3)
+    n, d, k, l2 = 300, 12, 3, 3e-3
+    y = rng.integers(0, k, n)
+    x = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + rng.uniform(-2, 2, d)
+    x[:, :k] += 1.2 * np.eye(k)[y]
+    folds = [np.arange(n) % 3 != j for j in range(3)]  # each fold's training rows
+    x[folds[1], 5] = 0.7  # constant on fold 1's rows only
+    tasks = [(torch.tensor(x, dtype=torch.float32), torch.tensor(y), [torch.tensor(f) for f in folds])]
+    calls = []
+    solve = logistic.solve_logistic
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out = solve(*args, **kwargs)
+        calls.append(out[-1])
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("scmm_lightning.evaluation.probe.solve_logistic", counted)
+        probes = fit_linear_probes(tasks, torch.tensor([[l2]], dtype=torch.float64), k)[0]
+        assert int(calls[0].max()) < 200
+        xf = torch.tensor(x, dtype=torch.float32).double().numpy()  # the rows the probe saw
+        for fold, (probe,) in zip(folds, probes):
+            rows = xf[fold]
+            live = rows.std(0) > 1e-9
+            z = (rows[:, live] - rows[:, live].mean(0)) / rows[:, live].std(0, ddof=1)
+            ref = sklearn.LogisticRegression(C=1 / (2 * l2 * len(z)), tol=1e-10, max_iter=10_000).fit(z, y[fold])
+            np.testing.assert_allclose(probe.weight[live].numpy(), ref.coef_.T, atol=2e-3)
+            assert (probe.weight[~live] == 0).all() and int((~live).sum()) == (fold is folds[1])
+            np.testing.assert_allclose(probe.mean[live].numpy(), rows[:, live].mean(0), rtol=1e-9)
+            assert (probe(torch.tensor(xf[fold])).argmax(1).numpy() == ref.predict(z)).mean() > 0.99
+        every = torch.ones(n, dtype=torch.bool)
+        start = tuple(torch.stack(v).mean(0) for v in zip(*(p[0].affine() for p in probes)))
+        grid = torch.tensor([[l2]], dtype=torch.float64)
+        cold = fit_linear_probes([(tasks[0][0], tasks[0][1], [every])], grid, k)[0][0][0]
+        warm = fit_linear_probes([(tasks[0][0], tasks[0][1], [every])], grid, k, init=[start])[0][0][0]
+    assert int(calls[-1]) < int(calls[-2])
+    torch.testing.assert_close(warm.weight, cold.weight, rtol=0, atol=5e-3)
 
 
 @pytest.mark.parametrize("length,k,pad", [(6, 2, 1), (5, 2, 1), (4, 2, 1), (7, 2, 0), (7, 3, 1), (9, 3, 0), (8, 4, 2)])

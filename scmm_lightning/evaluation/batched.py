@@ -35,7 +35,8 @@ from .finetune import FinetuneConfig, batch_stream, finetune, fit_summary
 from .metrics import classification_metrics
 from .probe import module_device
 
-EVAL_ROWS = 128  # rows per model per evaluation forward: 1,080 rows of 32 CNNs took 263 ms in slices of 128, 411 ms in 1,024
+# rows per model per evaluation forward: 1,080 rows of 32 CNNs took 263 ms in slices of 128, 411 ms in 1,024
+EVAL_ROWS = 128
 
 
 @dataclass
