@@ -196,60 +196,69 @@ def main() -> None:
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to measure (CPU)")
     p.add_argument("--lpft_subjects", type=int, default=8, help="DEAP-shaped subjects of the LP-FT workload")
     p.add_argument("--lpft_steps", type=int, default=20, help="LP-FT steps per model (the configs ship 200)")
+    p.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=("finetune", "finetune_lpft", "probe"),
+        default=["finetune", "finetune_lpft", "probe"],
+        help="which workloads to measure (default: all)",
+    )
     args = vars(p.parse_args())
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
     runs = {}
     sizes = args["processes"] if args["device"] == "cpu" else [1]
-    workloads = (("finetune", ("loop", "batched")), ("finetune_lpft", ("loop", "batched")),
-                 ("probe", ("old_lbfgs", "loop", "batched")))  # fmt: skip
-    for kind, engines in workloads:
-        for engine in engines:
+    engines = {"finetune": ("loop", "batched"), "finetune_lpft": ("loop", "batched"),
+               "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip
+    for kind in args["workloads"]:
+        for engine in engines[kind]:
             for size in sizes if engine != "old_lbfgs" else [1]:
                 seconds, res, peak = measure(kind, engine, size, args)
                 runs[(kind, engine, size)] = (seconds, res)
                 out[f"{kind}_{engine}_{size}p_seconds"] = round(seconds, 2)
                 out[f"{kind}_{engine}_{size}p_peak_mib"] = round(peak)
                 print(f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB", flush=True)
-    ft_loop, ft_batched = runs[("finetune", "loop", 1)], runs[("finetune", "batched", 1)]
-    pr_loop, pr_batched = runs[("probe", "loop", 1)], runs[("probe", "batched", 1)]
-    lp_loop, lp_batched = runs[("finetune_lpft", "loop", 1)], runs[("finetune_lpft", "batched", 1)]
-    scale = args["full_epochs"] / args["epochs"]
-    out.update(
-        subjects=args["subjects"], models=3 * args["subjects"], epochs=args["epochs"],
-        finetune_speedup=round(ft_loop[0] / ft_batched[0], 3),
-        probe_speedup=round(pr_loop[0] / pr_batched[0], 3),
-        lpft_speedup=round(lp_loop[0] / lp_batched[0], 3), lpft_subjects=args["lpft_subjects"],
-        lpft_steps=args["lpft_steps"],
-        probe_speedup_vs_old_lbfgs=round(runs[("probe", "old_lbfgs", 1)][0] / pr_batched[0], 3),
-        projected_minutes_loop=round(ft_loop[0] * scale / 60, 1),
-        projected_minutes_batched=round(ft_batched[0] * scale / 60, 1),
-        tolerance=TOLERANCE,
-    )  # fmt: skip
-    checks = {
-        "finetune loop vs batched": mismatches(ft_loop[1], ft_batched[1], ("best_epoch",)),
-        "probe loop vs batched": mismatches(pr_loop[1], pr_batched[1], ("l2",)),
-        "LP-FT loop vs batched": mismatches(lp_loop[1], lp_batched[1], ("best_step",)),
-        **{f"finetune batched 1 vs {s} processes": mismatches(ft_batched[1], runs[("finetune", "batched", s)][1],
-                                                               ("best_epoch",)) for s in sizes[1:]},
-        **{f"probe batched 1 vs {s} processes": mismatches(pr_batched[1], runs[("probe", "batched", s)][1], ("l2",))
-           for s in sizes[1:]},
-    }  # fmt: skip
+    checks, lines = {}, []
+    keys = {"finetune": ("best_epoch",), "finetune_lpft": ("best_step",), "probe": ("l2",)}
+    names = {"finetune": "finetune", "finetune_lpft": "LP-FT", "probe": "probe"}
+    for kind in args["workloads"]:
+        loop, batched = runs[(kind, "loop", 1)], runs[(kind, "batched", 1)]
+        speedup = {"finetune": "finetune_speedup", "finetune_lpft": "lpft_speedup", "probe": "probe_speedup"}[kind]
+        out[speedup] = round(loop[0] / batched[0], 3)
+        checks[f"{names[kind]} loop vs batched"] = mismatches(loop[1], batched[1], keys[kind])
+        if kind != "finetune_lpft":
+            for size in sizes[1:]:
+                found = mismatches(batched[1], runs[(kind, "batched", size)][1], keys[kind])
+                checks[f"{names[kind]} batched 1 vs {size} processes"] = found
+        if kind == "finetune":
+            scale = args["full_epochs"] / args["epochs"]
+            out.update(
+                subjects=args["subjects"], models=3 * args["subjects"], epochs=args["epochs"],
+                projected_minutes_loop=round(loop[0] * scale / 60, 1),
+                projected_minutes_batched=round(batched[0] * scale / 60, 1),
+            )  # fmt: skip
+            lines.append(
+                f"fine-tuning {3 * args['subjects']} models x {args['epochs']} epochs: loop {loop[0]:.1f} s, batched "
+                f"{batched[0]:.1f} s ({out[speedup]:.2f}x); projected to {args['full_epochs']} epochs: "
+                f"{out['projected_minutes_loop']} vs {out['projected_minutes_batched']} min"
+            )
+        elif kind == "finetune_lpft":
+            out.update(lpft_subjects=args["lpft_subjects"], lpft_steps=args["lpft_steps"])
+            lines.append(
+                f"LP-FT protocol ({args['lpft_subjects']} subjects x 3 rows x (3 folds + refit), "
+                f"{args['lpft_steps']} steps): loop {loop[0]:.1f} s, batched {batched[0]:.1f} s ({out[speedup]:.2f}x)"
+            )
+        else:
+            out["probe_speedup_vs_old_lbfgs"] = round(runs[("probe", "old_lbfgs", 1)][0] / batched[0], 3)
+            lines.append(f"probe call: loop {loop[0]:.1f} s, batched {batched[0]:.1f} s ({out[speedup]:.2f}x)")
+    out["tolerance"] = TOLERANCE
     for name, found in checks.items():
         print(f"{name}: {'same' if not found else f'{len(found)} differences, e.g. ' + '; '.join(found[:3])}")
     print(f"one borderline test window predicted differently (within the stated tolerance): {FLIPS or 'none'}")
     out["same_results"] = not any(checks.values())
     out["one_window_flips"] = len(FLIPS)
     out["differences"] = {name: len(found) for name, found in checks.items()}
-    print(
-        f"fine-tuning {3 * args['subjects']} models x {args['epochs']} epochs: loop {ft_loop[0]:.1f} s, batched "
-        f"{ft_batched[0]:.1f} s ({out['finetune_speedup']:.2f}x); projected to {args['full_epochs']} epochs: "
-        f"{out['projected_minutes_loop']} vs {out['projected_minutes_batched']} min"
-    )
-    print(
-        f"LP-FT protocol ({args['lpft_subjects']} subjects x 3 rows x (3 folds + refit), {args['lpft_steps']} steps): "
-        f"loop {lp_loop[0]:.1f} s, batched {lp_batched[0]:.1f} s ({out['lpft_speedup']:.2f}x)"
-    )
-    print(f"probe call: loop {pr_loop[0]:.1f} s, batched {pr_batched[0]:.1f} s ({out['probe_speedup']:.2f}x)")
+    for line in lines:
+        print(line)
     print(json.dumps(out))
 
 
