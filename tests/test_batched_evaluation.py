@@ -88,10 +88,11 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, 2, False, "holdout", "reference"), (False, None, True, "holdout", "reference"),
      (False, None, False, "cv", "reference"), (True, None, False, "cv", "reference"),
      (False, None, False, "cv", "lpft"), (True, None, False, "holdout", "lpft"), (False, 2, False, "holdout", "lpft"),
-     (False, None, True, "cv", "lpft"), (False, None, False, "cv", "lpft-batchnorm")],
+     (False, None, True, "cv", "lpft"), (False, None, False, "cv", "lpft-batchnorm"),
+     (False, None, False, "cv-ensemble", "reference"), (True, 2, False, "cv-ensemble", "lpft")],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
-         "lpft-batchnorm-training"],
+         "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str
@@ -100,7 +101,8 @@ def test_batched_engine_equals_the_loop(
     of different sizes): the same selected checkpoints, L2 values and metrics as the per-model loop,
     for both recipes (``reference``: a fresh head, cosine-annealed epochs; ``lpft``: the probe as the
     head, two learning rates, the encoder's BatchNorm frozen or not, a step budget with checkpoints
-    every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose)."""
+    every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose, or
+    the fold models' ensemble there, which needs every checkpoint's weights kept)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
@@ -111,12 +113,13 @@ def test_batched_engine_equals_the_loop(
         else:
             budget["recipe"] = "reference"
         config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,
-                                val_subjects=1, selection=selection, folds=3, **budget)  # fmt: skip
+                                val_subjects=1, selection=selection.split("-")[0], folds=3,
+                                cv_model="ensemble" if selection.endswith("ensemble") else "refit", **budget)  # fmt: skip
         results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
     assert_same(results["loop"], results["batched"])
     key = "best_step" if recipe.startswith("lpft") else "best_epoch"
     chosen = [r[key] for r in results["batched"]["finetune"]["cnn"].values()]
-    assert len(set(chosen)) > 1 or cross_subject or selection == "cv"  # holdout: selection is per model
+    assert len(set(chosen)) > 1 or cross_subject or selection.startswith("cv")  # holdout: selection is per model
 
 
 def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:

@@ -455,11 +455,13 @@ def finetune_batched(
     num_classes: int,
     config: FinetuneConfig,
     max_models: int = 32,
+    keep_states: bool = False,
 ) -> list[dict]:
     """The metrics of :func:`finetune.finetune` for every job (same order), the jobs trained as
     stacked models of at most ``max_models`` (grouped by architecture), either recipe. Data is moved
     to the encoders' device once. An encoder that cannot run stacked falls back to the loop, with a
-    one-line notice."""
+    one-line notice. ``keep_states``: as the loop's, each model's state at every checkpoint
+    (``history["states"]``) and a module to load them into (``module``, its own copy)."""
     results: list[dict | None] = [None] * len(jobs)
     models = [build_model(job.encoder, num_classes, config, job.seed, job.head, copy_encoder=False) for job in jobs]
     groups: dict[tuple, list[int]] = {}
@@ -488,10 +490,15 @@ def finetune_batched(
                         job.encoder, num_classes, (train[0][job.fit], train[1][job.fit]),
                         (train[0][job.val], train[1][job.val]), (test[0][job.test], test[1][job.test]),
                         config, job.seed, test_groups=job.groups, head=job.head, select_at=job.select_at,
+                        keep_states=keep_states,
                     )  # fmt: skip
                 continue
             for j, metrics in zip(chunk, _train_stack(stack, [jobs[j] for j in chunk], train_x, train_y,
-                                                     test_x, test_y, num_classes, config)):  # fmt: skip
+                                                     test_x, test_y, num_classes, config, keep_states)):  # fmt: skip
+                if keep_states:  # its own module (the encoder is shared until here); states as its state_dict's
+                    metrics["module"] = module = copy.deepcopy(models[j])
+                    keys = module.state_dict().keys()  # (a non-persistent buffer is stacked but not saved)
+                    metrics["history"]["states"] = [{k: st[k] for k in keys} for st in metrics["history"]["states"]]
                 results[j] = metrics
     return results  # type: ignore[return-value]
 
@@ -531,6 +538,7 @@ def _train_stack(
     test_y: Tensor,
     num_classes: int,
     config: FinetuneConfig,
+    keep_states: bool = False,
 ) -> list[dict]:
     device = train_x.device
     m = len(jobs)
@@ -594,6 +602,8 @@ def _train_stack(
             h["val_acc"].append(val_acc[i])
             h["val_loss"].append(val_loss[i])
             h["test_acc"].append(test_acc[i])
+            if keep_states:
+                h.setdefault("states", []).append(stack.snapshot(j))
             key = (val_bacc[i], -val_loss[i])
             if jobs[j].select_at is not None:
                 chosen = epoch == jobs[j].select_at

@@ -60,9 +60,9 @@ class FinetuneConfig:
             as the loop); ``loop`` trains them one after another (the reference the batched engine
             is tested against); ``auto`` (default): batched, on the CPU too (2 cores,
             ``benchmarks/evaluation.py``: the reference protocol 3.1-4.2x faster than the loop, LP-FT
-            2.6-3.7x, at ~1.45x the loop's peak memory), except for ``cv_model: ensemble``, whose fold
-            models keep every checkpoint and train in the loop. The probe solves its problems
-            together unless ``loop``.
+            2.6-3.7x, at ~1.45x the loop's peak memory; ``cv_model: ensemble`` keeps every fold
+            model's weights at every checkpoint, of every job at once, where the loop keeps one
+            job's). The probe solves its problems together unless ``loop``.
         recipe: ``lpft`` (default: start from the fitted probe, fine-tune for ``steps``) or
             ``reference`` (the authors' fresh head and ``epochs``); module docstring.
         selection: ``cv``: the probe's L2 and the fine-tuning checkpoint are chosen by the mean

@@ -185,22 +185,12 @@ def _train_models(
     keep_states: bool = False,
 ) -> list[dict]:
     """Train every model: stacked (``finetune_batched``) when the engine says so, else one after
-    another (``finetune``; ``keep_states``: with every checkpoint's weights, which the stacked engine
-    does not keep)."""
+    another (``finetune``); ``keep_states``: with every checkpoint's weights."""
     if not specs:
         return []
     y, test_y = train.meta["label"], test.meta["label"]
-    batched = config.engine in ("batched", "auto")
-    if batched and keep_states:
-        if config.engine == "batched":
-            warnings.warn(
-                "finetune.engine batched does not keep every checkpoint's weights, which cv_model ensemble needs: its "
-                "fold models train one at a time",
-                stacklevel=3,
-            )
-        batched = False
-    if batched:
-        return finetune_batched(specs, (train.x, y), (test.x, test_y), num_classes, config)
+    if config.engine in ("batched", "auto"):
+        return finetune_batched(specs, (train.x, y), (test.x, test_y), num_classes, config, keep_states=keep_states)
     return [
         finetune(
             m.encoder,
@@ -365,10 +355,17 @@ def run_protocol(
 
         finals = []
         if config.selection == "cv" and config.cv_model == "ensemble":
-            for k, name, part in mine:  # one job at a time: its fold models' checkpoints live until it is scored
-                fold_results = _train_models(
-                    fold_models(k, name, part), train, test, num_classes, config, keep_states=True
-                )
+            # the loop: one job at a time (its fold models' checkpoints live until it is scored); the
+            # stacked engine: every job's fold models together, every checkpoint's weights kept
+            per_job = [fold_models(k, name, part) for k, name, part in mine]
+            flat = None
+            if config.engine != "loop":
+                flat = _train_models([f for specs in per_job for f in specs], train, test, num_classes, config, True)
+            for (k, name, part), specs in zip(mine, per_job):
+                if flat is None:
+                    fold_results = _train_models(specs, train, test, num_classes, config, keep_states=True)
+                else:
+                    fold_results, flat = flat[: len(specs)], flat[len(specs) :]
                 chosen, val_figures = _cv_choice(fold_results)
                 rows = part.fit | part.val
                 metrics = _ensemble_metrics(
