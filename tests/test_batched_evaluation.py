@@ -4,9 +4,9 @@ against scikit-learn.
 Tolerance: the stacked models compute the same float32 operations in another order (a convolution
 as a batched matrix product, batched reductions), so logits differ by ~1e-6; over a few epochs of
 Adam the selected epoch and the test predictions stay the same. Metrics are compared to 1e-6 and
-the selected epoch and L2 exactly. The probe: the loop fits each fold on its own rows, the batched
-engine on its task's shared rows (the same optimum, other rounding), so the probes agree to the
-solver's tolerance; on these fixtures that moves no prediction.
+the selected epoch and L2 exactly. The probe: both engines solve the same problems on the same rows
+(the loop one problem per solve), and a problem's arithmetic does not depend on the other problems
+of its solve, so the probes are bit for bit the same (checked below).
 """
 
 from __future__ import annotations
@@ -217,6 +217,34 @@ def test_probes_sharing_a_tasks_rows_are_the_probes_fitted_alone() -> None:
         warm = fit_linear_probes([(tasks[0][0], tasks[0][1], [every])], grid, k, init=[start])[0][0][0]
     assert int(calls[-1]) < int(calls[-2])
     torch.testing.assert_close(warm.weight, cold.weight, rtol=0, atol=5e-3)
+
+
+def test_the_loop_and_batched_probe_selections_are_bit_for_bit_the_same() -> None:
+    """The loop engine solves one problem (fold x L2 value, then the refit) per call, on the fold's
+    rows as a mask over its task's rows; the batched engine all of them in one solve. Every fold
+    probe, every refit, every validation score and every chosen L2 are identical: ties between L2
+    values then break the same way in both (with each fold fitted on a gathered copy of its rows
+    the solutions differed in rounding and a near-tie on the benchmark broke differently). Two
+    tasks of different sizes, 3 classes (products of 3 and 36 rows: padded to a multiple of 4, or
+    they differ by ~1e-7), 3 folds, a grid of 4, a class-balanced probe too."""
+    from scmm_lightning.evaluation.probe import select_and_fit_probes
+
+    rng = np.random.default_rng(5)
+    tasks = []
+    for n in (90, 130):
+        y = torch.tensor(rng.integers(0, 3, n))
+        x = torch.tensor(rng.standard_normal((n, 32)), dtype=torch.float32) + 0.6 * torch.eye(3, 32)[y]
+        folds = [torch.arange(n) % 3 == j for j in range(3)]
+        tasks.append((x, y, folds))
+    grid = (1e-3, 1e-2, 1e-1, 1.0)
+    for balanced in (False, True):
+        loop = select_and_fit_probes(tasks, 3, grid, balanced, batched=False)
+        batched = select_and_fit_probes(tasks, 3, grid, balanced, batched=True)
+        for a, b in zip(loop, batched):
+            assert (a.l2, a.val_balanced_accuracy, a.at_edge) == (b.l2, b.val_balanced_accuracy, b.at_edge)
+            for pa, pb in zip([a.probe, *a.fold_probes], [b.probe, *b.fold_probes]):
+                for name in ("mean", "std", "weight", "bias"):
+                    assert torch.equal(getattr(pa, name), getattr(pb, name)), (balanced, name)
 
 
 @pytest.mark.parametrize("length,k,pad", [(6, 2, 1), (5, 2, 1), (4, 2, 1), (7, 2, 0), (7, 3, 1), (9, 3, 0), (8, 4, 2)])

@@ -32,7 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..model import ClassifierHead
 from .finetune import FinetuneConfig, batch_stream, finetune, fit_summary
-from .metrics import classification_metrics
+from .metrics import classification_metrics, present_class_balanced_accuracies
 from .probe import module_device
 
 # rows per model per evaluation forward: 1,080 rows of 32 CNNs took 263 ms in slices of 128, 411 ms in 1,024
@@ -437,17 +437,6 @@ class _Stack:
         return torch.cat(outs, dim=1).float()
 
 
-def _balanced_accuracies(logits: Tensor, y: Tensor, mask: Tensor, num_classes: int) -> Tensor:
-    """Per model: mean recall over the classes present among its masked rows (float32, as the loop)."""
-    pred = logits.argmax(-1)
-    onehot = F.one_hot(y, num_classes).bool() & mask[..., None]
-    count = onehot.sum(1)
-    hits = (onehot & (pred == y)[..., None]).sum(1)
-    recall = hits.float() / count.clamp_min(1).float()
-    present = count > 0
-    return (recall * present).sum(1) / present.sum(1).clamp_min(1).float()
-
-
 def finetune_batched(
     jobs: list[FinetuneJob],
     train: tuple[Tensor, Tensor],
@@ -587,7 +576,7 @@ def _train_stack(
                 stack.train_step(members, train_x[picked], train_y[picked], lr, encoder_lr)
         logits = stack.logits(running, eval_x[running])
         ey, val_mask, test_mask = eval_y[running], is_val[running], is_test[running]
-        val_bacc = _balanced_accuracies(logits, ey, val_mask, num_classes).tolist()
+        val_bacc = present_class_balanced_accuracies(logits, ey, val_mask, num_classes).tolist()
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ey.reshape(-1), reduction="none").view(ey.shape)
         nv = val_mask.sum(1).float()  # 0 for a refit (no validation rows): NaN figures, as the loop
         val_loss = ((ce * val_mask).sum(1) / nv).tolist()

@@ -48,3 +48,15 @@ def present_class_balanced_accuracy(logits: Tensor, target: Tensor) -> float:
     pred = logits.argmax(dim=1)
     recalls = [(pred[target == c] == c).float().mean() for c in torch.unique(target)]
     return float(torch.stack(recalls).mean()) if recalls else float("nan")
+
+
+def present_class_balanced_accuracies(logits: Tensor, y: Tensor, mask: Tensor, num_classes: int) -> Tensor:
+    """:func:`present_class_balanced_accuracy` of M models at once (float32, the same figures):
+    ``logits`` (M, n, K), ``y`` (M, n) labels, ``mask`` (M, n) the rows each model is scored on."""
+    pred = logits.argmax(-1)
+    onehot = torch.nn.functional.one_hot(y, num_classes).bool() & mask[..., None]
+    count = onehot.sum(1)
+    hits = (onehot & (pred == y)[..., None]).sum(1)
+    recall = hits.float() / count.clamp_min(1).float()
+    present = count > 0
+    return (recall * present).sum(1) / present.sum(1).clamp_min(1).float()

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .logistic import solve_logistic
-from .metrics import present_class_balanced_accuracy
+from .metrics import present_class_balanced_accuracies
 
 L2_GRID: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 0.3, 1.0, 3.0, 10.0)
 """The probe's L2 penalties tried on validation (per subject, or once across subjects). The scale
@@ -97,6 +96,7 @@ def fit_linear_probes(
     num_classes: int,
     balanced: bool = False,
     init: list[tuple[Tensor, Tensor]] | None = None,
+    rows: int | None = None,
 ) -> list[list[list[Probe]]]:
     """Multinomial logistic regressions on standardised features, all solved together
     (``logistic.solve_logistic``; the objective and its scale are stated there: ``l2`` multiplies
@@ -104,9 +104,12 @@ def fit_linear_probes(
     masks over the rows, each the rows of one fit (a fold's training rows, or every row), which is
     standardised with its own rows' statistics; ``l2`` (len(tasks), G) the penalties tried on every
     fit of a task; ``init`` one start per task (``Probe.affine``'s (A, c), for all its fits and
-    penalties) instead of 0. Returns ``probes[task][fit][g]``."""
+    penalties) instead of 0; ``rows``: pad every task to this many rows (weight 0) instead of the
+    most any task has (a problem's arithmetic depends on its padded length, not on the other
+    problems: solved alone at the padding of a bigger solve it gives that solve's bits). Returns
+    ``probes[task][fit][g]``."""
     grid = l2.shape[1]
-    n_max = max(len(x) for x, _, _ in tasks)
+    n_max = max([len(x) for x, _, _ in tasks] + [rows or 0])
     fits = max(len(masks) for *_, masks in tasks)
     dim = tasks[0][0].shape[1]
     xs = torch.zeros(len(tasks), n_max, dim, dtype=torch.float64)
@@ -170,6 +173,22 @@ class SelectedProbe:
     at_edge: bool
 
 
+def _validation_scores(
+    x: Tensor, y: Tensor, per_fold: list[list[Probe]], folds: list[Tensor], num_classes: int
+) -> Tensor:
+    """Each grid value's mean over folds of its probe's balanced accuracy on the fold's validation
+    rows (the same logits as ``Probe.__call__``: every value of a fold in one batched product)."""
+    per_value = []
+    for probes, val in zip(per_fold, folds):
+        mean, std, weight, bias = (torch.stack(v) for v in zip(*((p.mean, p.std, p.weight, p.bias) for p in probes)))
+        rows = x[val].double()
+        logits = torch.baddbmm(bias[:, None], (rows - mean[:, None]) / std[:, None], weight).float()
+        target = y[val].expand(len(probes), -1)
+        per_value.append(present_class_balanced_accuracies(logits, target, torch.ones_like(target, dtype=torch.bool),
+                                                           num_classes).double())  # fmt: skip
+    return torch.stack(per_value).mean(0)
+
+
 def select_and_fit_probes(
     tasks: list[tuple[Tensor, Tensor, list[Tensor]]],
     num_classes: int,
@@ -182,31 +201,32 @@ def select_and_fit_probes(
     of ``l2_grid``, score balanced accuracy on the fold's validation rows, choose the value with the
     best mean over folds (ties: the stronger penalty), then refit on every row with it.
     ``batched``: every task x fold x L2 value in one solve (the folds on their task's shared rows),
-    then every refit in one solve; else one problem at a time, each fold on its own rows (the
-    reference loop: the same problems and solver, so the same optima; the iterates differ in
-    rounding, so solutions agree to the solver's tolerance, not bit for bit). Each refit starts
-    from the mean of its folds' solutions at the chosen L2, in both."""
+    then every refit in one solve; else one problem (fold x L2 value, refit) per solve, the fold as
+    a row mask over its task's rows padded as in the batched solve (the reference loop: the same
+    problems, rows and solver; a problem's arithmetic does not depend on the others in its solve,
+    so both engines give bit for bit the same probes, checked in ``tests/test_batched_evaluation.py``;
+    fitted on a gathered copy of its rows a fold's solution differed in rounding (up to 1.5e-4 in a
+    weight on the benchmark's probe call), and a near-tie between two L2 values there broke
+    differently). Each refit starts from the mean of its folds' solutions at the chosen L2, in both."""
     grid_values = list(map(float, l2_grid))
     grid = torch.tensor([grid_values], dtype=torch.float64)
     every = lambda x: torch.ones(len(x), dtype=torch.bool)  # noqa: E731
+    padded = max(len(x) for x, _, _ in tasks)  # the batched solves' rows, for the loop's too
     if batched:
         per_task = fit_linear_probes(
             [(x, y, [~val for val in folds]) for x, y, folds in tasks], grid.expand(len(tasks), -1), num_classes,
             balanced,
         )  # fmt: skip
     else:
-        per_task = [
-            [[fit_linear_probe(x[~val], y[~val], num_classes, l2, balanced) for l2 in grid_values] for val in folds]
-            for x, y, folds in tasks
-        ]
+        one = lambda x, y, fit, l2, init=None: fit_linear_probes(  # noqa: E731
+            [(x, y, [fit])], torch.tensor([[l2]], dtype=torch.float64), num_classes, balanced,
+            None if init is None else [init], rows=padded,
+        )[0][0][0]  # fmt: skip
+        per_task = [[[one(x, y, ~val, l2) for l2 in grid_values] for val in folds] for x, y, folds in tasks]
     chosen = []
     for (x, y, folds), per_fold in zip(tasks, per_task):
         # rounded: fold means of float32 recalls that are equal in exact arithmetic must tie
-        scores = [
-            round(float(np.mean([present_class_balanced_accuracy(probes[g](x[val]), y[val])
-                                 for probes, val in zip(per_fold, folds)])), 9)
-            for g in range(len(grid_values))
-        ]  # fmt: skip
+        scores = [round(v, 9) for v in _validation_scores(x, y, per_fold, folds, num_classes).tolist()]
         best = max(range(len(grid_values)), key=lambda g: (scores[g], grid_values[g]))
         # at an edge AND strictly better than its inner neighbour: the optimum may lie beyond the grid
         inner = 1 if best == 0 else len(grid_values) - 2
@@ -223,10 +243,7 @@ def select_and_fit_probes(
         final = [r[0][0] for r in fit_linear_probes([(x, y, [every(x)]) for x, y, _ in tasks], l2_chosen,
                                                     num_classes, balanced, starts)]  # fmt: skip
     else:
-        final = [
-            fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start)
-            for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)
-        ]
+        final = [one(x, y, every(x), grid_values[g], start) for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)]
     return [
         SelectedProbe(probe, grid_values[g], score, fold_probes, edge)
         for probe, (g, score, fold_probes, edge) in zip(final, chosen)
