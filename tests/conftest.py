@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per xdist worker (and its subprocesses): two workers of two threads each on two cores
+    # spin against each other in OpenMP and ran several times slower than one worker
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
