@@ -31,10 +31,11 @@ logits (rows x direction, linear in it) is one float32 product, accurate to its 
 rounding, so the Armijo test sees the objective along the line to ~1e-7 of the step's effect;
 every halving is then elementwise (no product), and one float32 product gives the gradient at the
 accepted point. The kept logits drift from the exact ones by the accumulated rounding (without
-recomputation at most 1.2e-5 at the end of the benchmark's solves, also at tol 1e-7) and are
-recomputed exactly every ``REFRESH`` iterations. Solver time on the benchmark's probe call 2.93 ->
-2.67 s (mean of two runs; the same iterations for every problem; the loop engine's one-problem solves
-gain ~3%).
+recomputation at most 1.2e-5 on the problems still running at the end of the benchmark's solves,
+also at tol 1e-7) and are recomputed exactly every ``REFRESH`` iterations. Solver time on the
+benchmark's probe call 2.93 -> 2.67 s (mean of two runs; the same iterations for every problem; the
+loop engine's one-problem solves gain ~3%). These three figures come from ad-hoc scripts run on the
+benchmark's solves (not kept in the repo); ``benchmarks/evaluation.py`` gives the call's times.
 """
 
 from __future__ import annotations

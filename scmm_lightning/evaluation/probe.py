@@ -148,13 +148,16 @@ def fit_linear_probe(
     l2: float = 1e-3,
     balanced: bool = False,
     init: tuple[Tensor, Tensor] | None = None,
+    fit: Tensor | None = None,
+    rows: int | None = None,
 ) -> Probe:
-    """One probe on every row (see :func:`fit_linear_probes`); ``balanced`` weights each class by
-    n / (K * n_class). Returns a function mapping features to logits."""
-    every = torch.ones(len(train_x), dtype=torch.bool)
+    """One probe (see :func:`fit_linear_probes`) on the rows of the boolean mask ``fit`` (default:
+    every row), ``rows`` the padding; ``balanced`` weights each class by n / (K * n_class). Returns a
+    function mapping features to logits."""
+    fit = torch.ones(len(train_x), dtype=torch.bool) if fit is None else fit
     l2_ = torch.tensor([[float(l2)]], dtype=torch.float64)
     return fit_linear_probes(
-        [(train_x, train_y, [every])], l2_, num_classes, balanced, None if init is None else [init]
+        [(train_x, train_y, [fit])], l2_, num_classes, balanced, None if init is None else [init], rows
     )[0][0][0]
 
 
@@ -177,7 +180,8 @@ def _validation_scores(
     x: Tensor, y: Tensor, per_fold: list[list[Probe]], folds: list[Tensor], num_classes: int
 ) -> Tensor:
     """Each grid value's mean over folds of its probe's balanced accuracy on the fold's validation
-    rows (the same logits as ``Probe.__call__``: every value of a fold in one batched product)."""
+    rows (``Probe.__call__``'s formula, every value of a fold in one batched product; both engines
+    score this way)."""
     per_value = []
     for probes, val in zip(per_fold, folds):
         mean, std, weight, bias = (torch.stack(v) for v in zip(*((p.mean, p.std, p.weight, p.bias) for p in probes)))
@@ -218,11 +222,11 @@ def select_and_fit_probes(
             balanced,
         )  # fmt: skip
     else:
-        one = lambda x, y, fit, l2, init=None: fit_linear_probes(  # noqa: E731
-            [(x, y, [fit])], torch.tensor([[l2]], dtype=torch.float64), num_classes, balanced,
-            None if init is None else [init], rows=padded,
-        )[0][0][0]  # fmt: skip
-        per_task = [[[one(x, y, ~val, l2) for l2 in grid_values] for val in folds] for x, y, folds in tasks]
+        per_task = [
+            [[fit_linear_probe(x, y, num_classes, l2, balanced, fit=~val, rows=padded) for l2 in grid_values]
+             for val in folds]
+            for x, y, folds in tasks
+        ]  # fmt: skip
     chosen = []
     for (x, y, folds), per_fold in zip(tasks, per_task):
         # rounded: fold means of float32 recalls that are equal in exact arithmetic must tie
@@ -243,7 +247,10 @@ def select_and_fit_probes(
         final = [r[0][0] for r in fit_linear_probes([(x, y, [every(x)]) for x, y, _ in tasks], l2_chosen,
                                                     num_classes, balanced, starts)]  # fmt: skip
     else:
-        final = [one(x, y, every(x), grid_values[g], start) for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)]
+        final = [
+            fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, rows=padded)
+            for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)
+        ]
     return [
         SelectedProbe(probe, grid_values[g], score, fold_probes, edge)
         for probe, (g, score, fold_probes, edge) in zip(final, chosen)
