@@ -59,11 +59,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def protocol_options(protocol: str) -> dict:
-    """``lpft/cv/cv_model=ensemble/eval_every=40`` -> ``{"cv_model": "ensemble", "eval_every": 40}``."""
+    """``lpft/cv/cv_model=ensemble/eval_every=40/ema_decay=0.95`` -> ``{"cv_model": "ensemble", "eval_every": 40,
+    "ema_decay": 0.95}``."""
     out = {}
     for part in protocol.split("/")[2:]:
         key, _, value = part.partition("=")
-        out[key] = int(value) if value.lstrip("-").isdigit() else value
+        try:
+            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            out[key] = value
     return out
 
 
@@ -278,7 +282,7 @@ def main() -> None:
     for c in comparisons:
         print(f"| {c['a']} | {c['b']} | {c['metric']} | {c['mean_difference']:+.3f} | "
               f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {c['n']} |")  # fmt: skip
-    protocols = {}
+    protocols, per_seed_rows = {}, {}
     print("\nprotocols on the same encoders: balanced accuracy (mean +/- std over seeds of subject means); "
           "fine-tune - probe; selection gap = best test accuracy over checkpoints - the selected one's")  # fmt: skip
     print("| protocol | method | probe | fine-tune | fine-tune - probe | selection gap |\n|---|---|---|---|---|---|")
@@ -292,6 +296,11 @@ def main() -> None:
                             for e in range(args.seeds)]  # fmt: skip
                 cells[key] = (float(np.mean(per_seed)), float(np.std(per_seed)))
             protocols[protocol][m] = cells
+            per_seed_rows[f"{protocol}:{m}"] = {
+                key: [float(np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e]))
+                      for e in range(args.seeds)]
+                for key in ("probe_bacc", "finetune_bacc", "selection_gap")
+            }  # fmt: skip
             print(f"| {protocol} | {m} | " + " | ".join(f"{v[0]:+.3f} +/- {v[1]:.3f}" if k == "finetune_minus_probe"
                                                          else f"{v[0]:.3f} +/- {v[1]:.3f}" for k, v in cells.items()) + " |")  # fmt: skip
     print("evaluation seconds per protocol (all seeds and folds): "
@@ -308,6 +317,7 @@ def main() -> None:
         },
         "comparisons": comparisons,
         "protocols": protocols,
+        "per_seed": per_seed_rows,  # protocol:method -> figure -> its subject mean per seed (spreads, their CIs)
     }
     print(json.dumps(out))
 

@@ -83,26 +83,29 @@ def assert_same(loop: dict, batched: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "cross_subject,patience,freeze,selection,recipe",
-    [(False, None, False, "holdout", "reference"), (True, None, False, "holdout", "reference"),
-     (False, 2, False, "holdout", "reference"), (False, None, True, "holdout", "reference"),
-     (False, None, False, "cv", "reference"), (True, None, False, "cv", "reference"),
-     (False, None, False, "cv", "lpft"), (True, None, False, "holdout", "lpft"), (False, 2, False, "holdout", "lpft"),
-     (False, None, True, "cv", "lpft"), (False, None, False, "cv", "lpft-batchnorm"),
-     (False, None, False, "cv-ensemble", "reference"), (True, 2, False, "cv-ensemble", "lpft")],
+    "cross_subject,patience,freeze,selection,recipe,ema",
+    [(False, None, False, "holdout", "reference", None), (True, None, False, "holdout", "reference", None),
+     (False, 2, False, "holdout", "reference", None), (False, None, True, "holdout", "reference", None),
+     (False, None, False, "cv", "reference", None), (True, None, False, "cv", "reference", None),
+     (False, None, False, "cv", "lpft", None), (True, None, False, "holdout", "lpft", None), (False, 2, False, "holdout", "lpft", None),
+     (False, None, True, "cv", "lpft", None), (False, None, False, "cv", "lpft-batchnorm", None),
+     (False, None, False, "cv-ensemble", "reference", None), (True, 2, False, "cv-ensemble", "lpft", None),
+     (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
-         "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience"],
+         "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
+         "lpft-cv-moving-average", "cross-subject-patience-moving-average"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
-    cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str
+    cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
 ) -> None:
     """Every row, unequal subject sizes (so different numbers of batches per epoch, and last batches
     of different sizes): the same selected checkpoints, L2 values and metrics as the per-model loop,
     for both recipes (``reference``: a fresh head, cosine-annealed epochs; ``lpft``: the probe as the
     head, two learning rates, the encoder's BatchNorm frozen or not, a step budget with checkpoints
     every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose, or
-    the fold models' ensemble there, which needs every checkpoint's weights kept)."""
+    the fold models' ensemble there, which needs every checkpoint's weights kept; the weights' moving
+    average scored instead of the weights)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
@@ -114,7 +117,8 @@ def test_batched_engine_equals_the_loop(
             budget["recipe"] = "reference"
         config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,
                                 val_subjects=1, selection=selection.split("-")[0], folds=3,
-                                cv_model="ensemble" if selection.endswith("ensemble") else "refit", **budget)  # fmt: skip
+                                cv_model="ensemble" if selection.endswith("ensemble") else "refit", ema_decay=ema,
+                                **budget)  # fmt: skip
         results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
     assert_same(results["loop"], results["batched"])
     key = "best_step" if recipe.startswith("lpft") else "best_epoch"
@@ -247,7 +251,10 @@ def test_the_loop_and_batched_probe_selections_are_bit_for_bit_the_same() -> Non
                     assert torch.equal(getattr(pa, name), getattr(pb, name)), (balanced, name)
 
 
-@pytest.mark.parametrize("length,k,pad", [(6, 2, 1), (5, 2, 1), (4, 2, 1), (7, 2, 0), (7, 3, 1), (9, 3, 0), (8, 4, 2)])
+@pytest.mark.parametrize(
+    "length,k,pad",
+    [(6, 2, 1), (5, 2, 1), (4, 2, 1), (3, 2, 1), (2, 2, 1), (7, 2, 0), (6, 2, 0), (7, 3, 1), (9, 3, 0), (8, 4, 2)],
+)
 def test_stacked_pooling_is_max_pool1d_forward_and_backward(length: int, k: int, pad: int) -> None:
     """The interpreter's pooling on (models, channels, positions, rows) against ``F.max_pool1d`` on
     each (model, row): the same values and the same input gradient (to each window's first maximum),
@@ -277,7 +284,7 @@ def test_stacked_convolution_matrix_is_conv1d_forward_and_backward(length: int, 
     m, cin, cout, rows = 3, 4, 6, 7
     weight = torch.randn(m, cout, cin, k, dtype=torch.float64, requires_grad=True)
     x = torch.randn(m, cin, length, rows, dtype=torch.float64, requires_grad=True)
-    out = torch.bmm(_ConvMatrix.apply(weight, length, pad), x.reshape(m, cin * length, rows))
+    out = torch.bmm(_ConvMatrix.apply(weight, length, pad), x.transpose(1, 2).reshape(m, length * cin, rows))
     lout = length + 2 * pad - k + 1
     refs = [
         torch.nn.functional.conv1d(x[j].permute(2, 0, 1), weight[j], padding=pad).permute(1, 2, 0) for j in range(m)

@@ -216,6 +216,47 @@ def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
     assert encoder.training is False  # the caller's encoder is untouched (copied)
 
 
+def test_moving_average_checkpoints_are_the_average_of_the_trained_weights() -> None:
+    """``ema_decay``: with a checkpoint after every step, the kept states are the hand-computed
+    average (float64) of the plain run's states (the average changes nothing about training, so the
+    plain run's weights are the ones averaged); checkpoint 0 is still the probe; the reported figures
+    are the averaged weights' (the training accuracy recomputed from the kept state)."""
+    torch.manual_seed(0)
+    x = torch.randn(90, 6, 5)
+    y = (x[:, 0, 0] + 0.5 * torch.randn(90) > 0).long()
+    encoder = CNNEncoder(6, 5, widths=(8, 8))
+    encoder.eval()
+    with torch.no_grad():
+        head = fit_linear_probe(encoder(x[:60]), y[:60], 2, l2=1e-2).as_linear()
+    decay = 0.7
+    runs = {}
+    for ema in (None, decay):
+        config = FinetuneConfig(steps=6, eval_every=1, batch_size=16, lr=1e-2, encoder_lr=1e-3, ema_decay=ema)
+        runs[ema] = finetune(encoder, 2, (x[:60], y[:60]), (x[60:70], y[60:70]), (x[70:], y[70:]), config, seed=4,
+                             head=head, keep_states=True)  # fmt: skip
+    plain, averaged = runs[None]["history"]["states"], runs[decay]["history"]["states"]
+    trained = [k for k, _ in runs[None]["module"].named_parameters()]
+    hand = {k: plain[0][k].double() for k in trained}
+    for step, (raw, got) in enumerate(zip(plain, averaged)):
+        if step:
+            hand = {k: decay * hand[k] + (1 - decay) * raw[k].double() for k in trained}
+        for k in trained:
+            torch.testing.assert_close(got[k].double(), hand[k], rtol=1e-6, atol=1e-6)  # float32 lerp
+        for k, v in raw.items():  # buffers (BatchNorm frozen under LP-FT): the model's own
+            if k not in trained:
+                assert torch.equal(got[k], v)
+    assert not torch.allclose(averaged[-1]["1.weight"], plain[-1]["1.weight"])  # it did average something
+    assert runs[decay]["history"]["test_acc"][0] == runs[None]["history"]["test_acc"][0]  # checkpoint 0: the probe
+    chosen = runs[decay]["best_step"]
+    model = runs[decay]["module"].eval()
+    with torch.no_grad():
+        assert model.state_dict()["1.weight"].equal(averaged[chosen]["1.weight"])
+        train_acc = (model(x[:60]).argmax(1) == y[:60]).float().mean().item()
+    assert runs[decay]["train_accuracy"] == pytest.approx(train_acc)
+    with pytest.raises(ValueError, match="ema_decay"):
+        FinetuneConfig(ema_decay=1.0)
+
+
 def test_a_fine_tuned_row_that_chose_checkpoint_zero_is_its_probe() -> None:
     """With no steps at all (steps = 0) LP-FT reports checkpoint 0: every fine-tuned row equals its
     own probe row (accuracy and balanced accuracy), for an encoder and the raw features."""

@@ -141,47 +141,62 @@ def _pool_before_relu(program: list | None) -> list | None:
 
 
 class _ConvMatrix(torch.autograd.Function):
-    """A stride-1 zero-padded Conv1d's weight (m, Cout, Cin, k) as a matrix (m, Cout * Lout, Cin * L):
-    on activations laid out features first, rows last ((m, Cin * L, R), see :func:`_run_program`),
-    the convolution of m models is one batched product. A 1-D CNN over 5 bands is too small for
-    convolution kernels to be efficient, and the dense matrix skips the taps that only meet zero
-    padding (for the shipped CNN 2.0-2.7x fewer multiply-adds than the direct convolution). Block
-    (output position l, input position j) is the tap j - l + padding: for each l a contiguous range
-    of taps, copied in (and, backwards, added back) as strided slices; an ``einsum`` with a 0/1 shift
-    tensor gave the same matrix ~2x slower, forward and backward, at 32 models."""
+    """A stride-1 zero-padded Conv1d's weight (m, Cout, Cin, k) as a matrix (m, Cout * Lout, L * Cin):
+    on activations laid out features first, rows last, the input positions outermost ((m, L * Cin,
+    R), see :func:`_run_program`), the convolution of m models is one batched product. A 1-D CNN
+    over 5 bands is too small for convolution kernels to be efficient, and the dense matrix skips
+    the taps that only meet zero padding (for the shipped CNN 2.0-2.7x fewer multiply-adds than the
+    direct convolution). Block (output position l, input position j) is the tap j - l + padding: for
+    each l a contiguous range of taps. With the weight laid out (m, Cout, k, Cin) that range is one
+    contiguous run of (taps x Cin) values, copied in (and, backwards, added back) as one slice per
+    output position; with the input channels outermost the runs were 3-5 values long, and building
+    and reducing the matrices took 0.78 of a 5.9 s batched fine-tuning call (``benchmarks/evaluation.py
+    --workloads finetune``, torch profiler, 2-core CPU). An ``einsum`` with a 0/1 shift tensor gave
+    the same matrix ~2x slower, a gather by tap index ~3x."""
+
+    @staticmethod
+    def spans(length: int, k: int, padding: int) -> list[tuple[int, int, int, int, int]]:
+        """Per output position: (position, first j, last j + 1, first tap, last tap + 1)."""
+        out = []
+        for pos in range(length + 2 * padding - k + 1):
+            j_lo, j_hi = max(0, pos - padding), min(length, pos - padding + k)
+            out.append((pos, j_lo, j_hi, j_lo - pos + padding, j_hi - pos + padding))
+        return out
 
     @staticmethod
     def forward(ctx, weight: Tensor, length: int, padding: int) -> Tensor:  # noqa: ANN001
         m, cout, cin, k = weight.shape
-        lout = length + 2 * padding - k + 1
-        spans = []  # (output position, first j, last j + 1, first tap, last tap + 1)
-        for pos in range(lout):
-            j_lo, j_hi = max(0, pos - padding), min(length, pos - padding + k)
-            spans.append((pos, j_lo, j_hi, j_lo - pos + padding, j_hi - pos + padding))
+        spans = _ConvMatrix.spans(length, k, padding)
+        taps_last = weight.permute(0, 1, 3, 2).contiguous()  # (m, Cout, k, Cin)
         full = all(j_lo == 0 and j_hi == length for _, j_lo, j_hi, _, _ in spans)
-        out = (weight.new_empty if full else weight.new_zeros)((m, cout, lout, cin, length))
+        out = (weight.new_empty if full else weight.new_zeros)((m, cout, len(spans), length, cin))
         for pos, j_lo, j_hi, t_lo, t_hi in spans:
-            out[:, :, pos, :, j_lo:j_hi] = weight[..., t_lo:t_hi]
+            out[:, :, pos, j_lo:j_hi] = taps_last[:, :, t_lo:t_hi]
         ctx.spans, ctx.shape = spans, weight.shape
-        return out.view(m, cout * lout, cin * length)
+        return out.view(m, cout * len(spans), length * cin)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple:  # noqa: ANN001
-        m, cout, cin, _ = ctx.shape
-        blocks = grad.reshape(m, cout, len(ctx.spans), cin, -1)
-        weight_grad = grad.new_zeros(ctx.shape)
+        m, cout, cin, k = ctx.shape
+        blocks = grad.reshape(m, cout, len(ctx.spans), -1, cin)
+        taps_last = grad.new_zeros((m, cout, k, cin))
         for pos, j_lo, j_hi, t_lo, t_hi in ctx.spans:
-            weight_grad[..., t_lo:t_hi] += blocks[:, :, pos, :, j_lo:j_hi]
-        return weight_grad, None, None
+            taps_last[:, :, t_lo:t_hi] += blocks[:, :, pos, j_lo:j_hi]
+        return taps_last.permute(0, 1, 3, 2), None, None
 
 
 class _WindowMax(torch.autograd.Function):
     """Max pooling with windows of ``k`` positions, stride ``k``, ``pad`` (<= k / 2) implicit -inf
     positions at each end, over axis 2 of (m, C, L, R) activations: ``nn.MaxPool1d(k, k, pad)`` on
     every (model, row). The gradient goes to each window's first maximum, as the pooling kernel's.
-    Window o holds positions o * k - pad + t, t < k: for each offset t a strided slice, so forward
-    and backward are a few elementwise passes over slices (padding, a window view and ``max`` with
-    int64 indices took ~2x as long, backward included, at 32 models)."""
+    Window o holds positions o * k - pad + t, t < k: for each offset t a strided slice. The output
+    (m, C, L', R) is a view of memory laid out (m, L', C, R): the next convolution reads its input
+    positions outermost (:class:`_ConvMatrix`) without a copy. Windows of 2 (the shipped CNN's) take
+    one ``maximum`` and keep one comparison (was the second value strictly larger?) for the gradient:
+    pooling forward and backward ~0.3 vs ~0.9 s of a batched fine-tuning call (32 stacked CNNs,
+    ``benchmarks/evaluation.py --workloads finetune``, torch profiler, same process), where the general path
+    (offsets as uint8, one comparison per offset) serves other sizes; the general path as a window
+    view and ``max`` with int64 indices took ~2x as long."""
 
     @staticmethod
     def spans(length: int, k: int, pad: int) -> tuple[int, list[tuple[int, int, int, int]]]:
@@ -196,11 +211,32 @@ class _WindowMax(torch.autograd.Function):
         return n_out, spans
 
     @staticmethod
+    def _positions(x: Tensor, span: tuple[int, int, int, int], k: int, lo: int, hi: int) -> Tensor:
+        """Of offset ``span``'s positions, those of windows lo..hi - 1 (a strided slice of axis 2)."""
+        _, s_lo, _, first = span
+        start = first + (lo - s_lo) * k
+        return x[:, :, start : start + (hi - lo - 1) * k + 1 : k]
+
+    @staticmethod
     def values(x: Tensor, k: int, pad: int, arg: bool = False) -> tuple[Tensor, Tensor | None]:
-        """The pooled values (and, with ``arg``, each window's first maximum's offset, uint8)."""
+        """The pooled values and, with ``arg``, what the gradient needs: for windows of 2, 1 where the
+        first value is the maximum (ties included) and 0 where the second is, in the activations' dtype
+        (over the windows holding both); else each window's first maximum's offset (uint8)."""
         m, c, length, rows = x.shape
         n_out, spans = _WindowMax.spans(length, k, pad)
-        out = x.new_full((m, c, n_out, rows), float("-inf"))
+        out = x.new_empty((m, n_out, c, rows)).transpose(1, 2)
+        if k == 2 and len(spans) == 2:
+            first, second = spans
+            lo, hi = max(first[1], second[1]), min(first[2], second[2])
+            pick = _WindowMax._positions
+            a, b = pick(x, first, 2, lo, hi), pick(x, second, 2, lo, hi)
+            torch.maximum(a, b, out=out[:, :, lo:hi])
+            for span in spans:  # windows holding one position (at the ends)
+                for w_lo, w_hi in ((span[1], min(span[2], lo)), (max(span[1], hi), span[2])):
+                    if w_hi > w_lo:
+                        out[:, :, w_lo:w_hi] = pick(x, span, 2, w_lo, w_hi)
+            return out, (torch.ge(a, b).to(x.dtype) if arg else None)  # 1 where the first is the maximum
+        out.fill_(float("-inf"))
         offsets = torch.zeros((m, c, n_out, rows), dtype=torch.uint8, device=x.device) if arg else None
         for t, lo, hi, first in spans:
             candidate = x[:, :, first : first + (hi - lo - 1) * k + 1 : k]
@@ -215,20 +251,31 @@ class _WindowMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, k: int, pad: int) -> Tensor:  # noqa: ANN001
-        length = x.shape[2]
-        _, spans = _WindowMax.spans(length, k, pad)
         out, arg = _WindowMax.values(x, k, pad, arg=True)
-        covered = sum(hi - lo for _, lo, hi, _ in spans) == length
         ctx.save_for_backward(arg)
-        ctx.spans, ctx.k, ctx.covered, ctx.shape = spans, k, covered, x.shape
+        ctx.k, ctx.pad, ctx.shape = k, pad, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple:  # noqa: ANN001
         (arg,) = ctx.saved_tensors
-        k = ctx.k
-        x_grad = (grad.new_empty if ctx.covered else grad.new_zeros)(ctx.shape)
-        for t, lo, hi, first in ctx.spans:
+        k, pad, shape = ctx.k, ctx.pad, ctx.shape
+        n_out, spans = _WindowMax.spans(shape[2], k, pad)
+        covered = sum(hi - lo for _, lo, hi, _ in spans) == shape[2]
+        x_grad = (grad.new_empty if covered else grad.new_zeros)(shape)
+        pick = _WindowMax._positions
+        if k == 2 and len(spans) == 2:
+            first, second = spans
+            lo, hi = max(first[1], second[1]), min(first[2], second[2])
+            both, to_first = grad[:, :, lo:hi], pick(x_grad, first, 2, lo, hi)
+            torch.mul(both, arg, out=to_first)  # (``torch.where`` into the strided slices: ~8x slower)
+            torch.sub(both, to_first, out=pick(x_grad, second, 2, lo, hi))  # exact: g - g = 0, g - 0 = g
+            for span in spans:
+                for w_lo, w_hi in ((span[1], min(span[2], lo)), (max(span[1], hi), span[2])):
+                    if w_hi > w_lo:
+                        pick(x_grad, span, 2, w_lo, w_hi).copy_(grad[:, :, w_lo:w_hi])
+            return x_grad, None, None
+        for t, lo, hi, first in spans:
             torch.mul(
                 grad[:, :, lo:hi], arg[:, :, lo:hi] == t, out=x_grad[:, :, first : first + (hi - lo - 1) * k + 1 : k]
             )
@@ -264,7 +311,8 @@ def _run_program(
                 matrix = _ConvMatrix.apply(params[prefix + "weight"], length, layer.padding[0])
                 if matrices is not None:
                     matrices[prefix] = matrix
-            x = torch.bmm(matrix, x.reshape(m, cin * length, rows)).view(m, layer.out_channels, -1, rows)
+            positions_first = x.transpose(1, 2).reshape(m, length * cin, rows)  # a view after pooling
+            x = torch.bmm(matrix, positions_first).view(m, layer.out_channels, -1, rows)
             if layer.bias is not None:
                 x = x + params[prefix + "bias"][:, :, None, None]
         elif isinstance(layer, nn.BatchNorm1d):
@@ -340,6 +388,8 @@ class _Stack:
         self.buffers = buffers
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        # ``ema_decay``: the moving average of the trained weights, scored and kept instead of them
+        self.averaged = None if config.ema_decay is None else {k: v.clone() for k, v in self.params.items()}
         self.steps = [0] * len(models)
         self.config = config
         self.program = _pool_before_relu(_program(models[0]))
@@ -349,7 +399,10 @@ class _Stack:
     def forward(self, params: dict, buffers: dict, x: Tensor, training: bool, matrices: dict | None = None) -> Tensor:
         """Logits (m, R, K) of the models whose state is ``params``/``buffers`` on ``x`` (m, R, ...)."""
         if self.program is not None:  # the shipped encoders: hand-stacked layers (batched products)
-            rows_last = x.permute(0, *range(2, x.dim()), 1).contiguous()
+            if x.dim() == 4:  # (m, R, C, L) -> (m, C, L, R) over memory laid out (m, L, C, R): see _ConvMatrix
+                rows_last = x.permute(0, 3, 2, 1).contiguous().transpose(1, 2)
+            else:
+                rows_last = x.permute(0, *range(2, x.dim()), 1).contiguous()
             out = _run_program(self.program, params, buffers, rows_last, training, self.frozen_prefix, matrices)
             return out.transpose(1, 2)
         self.base.train(training)
@@ -410,10 +463,20 @@ class _Stack:
                 self.params[k][pick] = param
                 self.exp_avg[k][pick] = m1
                 self.exp_avg_sq[k][pick] = m2
+        if self.averaged is not None:
+            averaged = [self.averaged[k] if every else self.averaged[k][pick] for k in names]
+            torch._foreach_lerp_(averaged, params, 1.0 - self.config.ema_decay)
+            if not every:
+                for k, a in zip(names, averaged):
+                    self.averaged[k][pick] = a
+
+    def scored(self) -> dict[str, Tensor]:
+        """The trained weights that are scored and kept: the parameters, or their moving average."""
+        return self.params if self.averaged is None else self.averaged
 
     def snapshot(self, j: int) -> dict[str, Tensor]:
         """Model ``j``'s parameters and buffers now (kept at its best checkpoint)."""
-        return {k: v[j].clone() for k, v in {**self.params, **self.fixed, **self.buffers}.items()}
+        return {k: v[j].clone() for k, v in {**self.scored(), **self.fixed, **self.buffers}.items()}
 
     @torch.no_grad()
     def logits(self, idx: list[int], x: Tensor, states: list[dict] | None = None) -> Tensor:
@@ -426,7 +489,7 @@ class _Stack:
             sub = {k: stacked[k] for k in (*self.params, *self.fixed)}
             bufs = {k: stacked[k] for k in self.buffers}
         else:
-            state = {**self.params, **self.fixed}
+            state = {**self.scored(), **self.fixed}
             sub = {k: v if every else v[pick] for k, v in state.items()}
             bufs = {k: v if every else v[pick] for k, v in self.buffers.items()}
         matrices: dict = {}  # the convolutions' matrices, built once for every slice of rows

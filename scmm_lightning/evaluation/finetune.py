@@ -85,6 +85,14 @@ class FinetuneConfig:
         steps: ``lpft``: optimizer steps per model.
         eval_every: ``lpft``: steps between checkpoints (checkpoint 0 = the probe itself).
         encoder_lr: ``lpft``: the encoder's Adam learning rate (``lr`` is the head's).
+        freeze_batchnorm: ``lpft``: the encoder's BatchNorm on its running statistics (module docstring).
+        ema_decay: score and report an exponential moving average of the trained weights instead of
+            the weights themselves (``None``: off): after every optimizer step ``a <- d a + (1 - d) w``
+            for every trained parameter ``w`` (``a`` starts at the initial weights, so LP-FT's checkpoint
+            0 is still the probe; buffers are the model's own). A smoother path between checkpoints:
+            what a checkpoint scores depends less on the last few batches, so the validation figure
+            that chooses it and the test figure it reports should swing less. ``1 - 1 / eval_every``
+            averages over about one checkpoint interval. Measured on eegmat: README "Real EEG".
     """
 
     epochs: int = 50
@@ -106,6 +114,11 @@ class FinetuneConfig:
     eval_every: int = 20
     encoder_lr: float = 5e-4
     freeze_batchnorm: bool = True
+    ema_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"finetune.ema_decay={self.ema_decay}: must be in [0, 1) (or null for no averaging)")
 
     def checkpoints(self) -> list[int]:
         """The checkpoints of one model: epochs (``reference``: after epoch e, e = 0 .. epochs-1) or
@@ -214,10 +227,18 @@ def finetune(
         if lpft and config.freeze_batchnorm:
             model[0].eval()  # BatchNorm on its running statistics: the function the probe was fitted on
 
+    # the weights that are scored and kept: the model's, or their moving average (``ema_decay``)
+    scored = model if config.ema_decay is None else copy.deepcopy(model)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    averaged = [p for p, q in zip(scored.parameters(), model.parameters()) if q.requires_grad]
+
     def evaluate(x: Tensor, y: Tensor) -> tuple[Tensor, float]:
-        model.eval()
+        if scored is not model:  # the average runs on the model's current buffers
+            for a, b in zip(scored.buffers(), model.buffers()):
+                a.copy_(b)
+        scored.eval()
         with torch.no_grad():
-            chunks = [model(x[i : i + 1024].to(device)).float().cpu() for i in range(0, len(x), 1024)]
+            chunks = [scored(x[i : i + 1024].to(device)).float().cpu() for i in range(0, len(x), 1024)]
         train_mode()
         logits = torch.cat(chunks) if chunks else torch.zeros(0, num_classes)
         return logits, F.cross_entropy(logits, y).item() if len(y) else float("nan")
@@ -227,6 +248,9 @@ def finetune(
         loss = F.cross_entropy(model(train_x[idx].to(device)), train_y[idx].to(device))
         loss.backward()
         opt.step()
+        if scored is not model:
+            with torch.no_grad():
+                torch._foreach_lerp_(averaged, trained, 1.0 - config.ema_decay)
 
     history: dict[str, list[float]] = {"val_bacc": [], "val_acc": [], "val_loss": [], "test_acc": [], "lr": []}
     best: dict = {"key": None, "index": 0, "state": None, "test": None}
@@ -243,7 +267,7 @@ def finetune(
             (test_logits.argmax(1) == test_y).float().mean().item() if len(test_y) else float("nan")
         )
         if keep_states:
-            history.setdefault("states", []).append(copy.deepcopy(model.state_dict()))
+            history.setdefault("states", []).append(copy.deepcopy(scored.state_dict()))
         if select_at is not None:
             chosen = index == select_at
         else:
@@ -252,7 +276,7 @@ def finetune(
             if chosen:
                 best["key"] = key
         if chosen:
-            best.update(index=index, state=copy.deepcopy(model.state_dict()), test=test_logits)
+            best.update(index=index, state=copy.deepcopy(scored.state_dict()), test=test_logits)
         elif select_at is None and config.patience is not None and index - best["index"] >= config.patience:
             return False
         return True
@@ -283,6 +307,8 @@ def finetune(
             if not checkpoint(epoch):
                 break
     model.load_state_dict(best["state"])
+    if scored is not model:
+        scored.load_state_dict(best["state"])
     train_logits, _ = evaluate(train_x, train_y)
     test_logits = best["test"]
     metrics = classification_metrics(test_logits, test_y, num_classes)
