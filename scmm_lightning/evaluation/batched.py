@@ -150,9 +150,10 @@ class _ConvMatrix(torch.autograd.Function):
     each l a contiguous range of taps. With the weight laid out (m, Cout, k, Cin) that range is one
     contiguous run of (taps x Cin) values, copied in (and, backwards, added back) as one slice per
     output position; with the input channels outermost the runs were 3-5 values long, and building
-    and reducing the matrices took 0.78 of a 5.9 s batched fine-tuning call (``benchmarks/evaluation.py
-    --workloads finetune``, torch profiler, 2-core CPU). An ``einsum`` with a 0/1 shift tensor gave
-    the same matrix ~2x slower, a gather by tap index ~3x."""
+    and reducing the matrices took 0.7-1.0 s of a 5-6.5 s batched fine-tuning call, 0.5-0.57 s now
+    (``benchmarks/evaluation.py --workloads finetune``, torch profiler, both versions in one process,
+    2-core CPU). An ``einsum`` with a 0/1 shift tensor gave the same matrix ~2x slower, a gather by
+    tap index ~3x."""
 
     @staticmethod
     def spans(length: int, k: int, padding: int) -> list[tuple[int, int, int, int, int]]:
@@ -193,7 +194,7 @@ class _WindowMax(torch.autograd.Function):
     (m, C, L', R) is a view of memory laid out (m, L', C, R): the next convolution reads its input
     positions outermost (:class:`_ConvMatrix`) without a copy. Windows of 2 (the shipped CNN's) take
     one ``maximum`` and keep one comparison (was the second value strictly larger?) for the gradient:
-    pooling forward and backward ~0.3 vs ~0.9 s of a batched fine-tuning call (32 stacked CNNs,
+    pooling forward and backward ~0.4 vs 0.86-1.1 s of a batched fine-tuning call (32 stacked CNNs,
     ``benchmarks/evaluation.py --workloads finetune``, torch profiler, same process), where the general path
     (offsets as uint8, one comparison per offset) serves other sizes; the general path as a window
     view and ``max`` with int64 indices took ~2x as long."""
