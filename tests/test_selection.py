@@ -186,15 +186,20 @@ def _lpft_by_hand(encoder, head, x, y, config, seed):  # noqa: ANN001, ANN202
     return logits
 
 
-def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
-    """Checkpoint 0 of LP-FT is the probe (its logits on the test rows); later checkpoints equal a
-    hand-written loop (two Adam groups at constant rates, BatchNorm frozen); reported test figures
-    come from the checkpoint asked for."""
+def _binary_windows_and_cnn() -> tuple[torch.Tensor, torch.Tensor, nn.Module]:
+    """90 windows (6 channels x 5 bands), a noisy binary label from one feature, a small CNN in eval mode."""
     torch.manual_seed(0)
     x = torch.randn(90, 6, 5)
     y = (x[:, 0, 0] + 0.5 * torch.randn(90) > 0).long()
     encoder = CNNEncoder(6, 5, widths=(8, 8))
-    encoder.eval()
+    return x, y, encoder.eval()
+
+
+def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
+    """Checkpoint 0 of LP-FT is the probe (its logits on the test rows); later checkpoints equal a
+    hand-written loop (two Adam groups at constant rates, BatchNorm frozen); reported test figures
+    come from the checkpoint asked for."""
+    x, y, encoder = _binary_windows_and_cnn()
     with torch.no_grad():
         h = encoder(x)
     probe = fit_linear_probe(h[:60], y[:60], 2, l2=1e-2)
@@ -221,11 +226,7 @@ def test_moving_average_checkpoints_are_the_average_of_the_trained_weights() -> 
     average (float64) of the plain run's states (the average changes nothing about training, so the
     plain run's weights are the ones averaged); checkpoint 0 is still the probe; the reported figures
     are the averaged weights' (the training accuracy recomputed from the kept state)."""
-    torch.manual_seed(0)
-    x = torch.randn(90, 6, 5)
-    y = (x[:, 0, 0] + 0.5 * torch.randn(90) > 0).long()
-    encoder = CNNEncoder(6, 5, widths=(8, 8))
-    encoder.eval()
+    x, y, encoder = _binary_windows_and_cnn()
     with torch.no_grad():
         head = fit_linear_probe(encoder(x[:60]), y[:60], 2, l2=1e-2).as_linear()
     decay = 0.7
