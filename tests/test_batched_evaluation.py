@@ -26,6 +26,7 @@ METRICS = (
     "macro_f1",
     "val_balanced_accuracy",
     "optimistic_best_test_acc",
+    "balanced_selection_gap",
     "train_accuracy",
 )
 

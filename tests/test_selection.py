@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
 from scmm_lightning.datamodules import WindowDataset
@@ -218,6 +219,9 @@ def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
         assert got["history"]["test_acc"] == pytest.approx(
             [(lg.argmax(1) == y[60:]).float().mean().item() for lg in hand], abs=1e-6
         )
+        curve = [balanced_accuracy_score(y[60:].numpy(), lg.argmax(1).numpy()) for lg in hand]  # scikit-learn's
+        assert got["history"]["test_bacc"] == pytest.approx(curve, abs=1e-6)
+        assert got["balanced_selection_gap"] == pytest.approx(max(curve) - curve[index], abs=1e-6)
     assert encoder.training is False  # the caller's encoder is untouched (copied)
 
 
@@ -314,15 +318,20 @@ def test_cv_ensemble_scores_the_fold_models_at_the_checkpoint_chosen_over_folds(
     chosen, _ = _cv_choice(results)
     got = _ensemble_metrics(results, chosen, (x[:80], y[:80]), (x[80:], y[80:]), None, 2, config)
 
-    def accuracy(c: int) -> float:
+    def predictions(c: int) -> np.ndarray:
         probs = np.zeros((40, 2))
         for r in results:
             model = copy.deepcopy(r["module"])
             model.load_state_dict(r["history"]["states"][c])
             with torch.no_grad():
                 probs += torch.softmax(model.eval()(x[80:]).double(), 1).numpy()
-        return float((probs.argmax(1) == y[80:].numpy()).mean())
+        return probs.argmax(1)
 
+    def accuracy(c: int) -> float:
+        return float((predictions(c) == y[80:].numpy()).mean())
+
+    balanced = [balanced_accuracy_score(y[80:].numpy(), predictions(c)) for c in range(4)]  # scikit-learn's
+    assert got["balanced_selection_gap"] == pytest.approx(max(balanced) - balanced[chosen])
     assert got["best_step"] == config.checkpoints()[chosen]
     assert got["accuracy"] == pytest.approx(accuracy(chosen))
     assert got["optimistic_best_test_acc"] == pytest.approx(max(accuracy(c) for c in range(4)))

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..model import ClassifierHead
-from .finetune import FinetuneConfig, batch_stream, finetune, fit_summary
+from .finetune import FinetuneConfig, balanced_selection_gap, batch_stream, finetune, fit_summary
 from .metrics import classification_metrics, present_class_balanced_accuracies
 from .probe import module_device
 
@@ -616,7 +616,7 @@ def _train_stack(
         is_val[j, :v], is_test[j, v : v + t] = True, True
     rows, is_val, is_test = rows.to(device), is_val.to(device), is_test.to(device)
     eval_x, eval_y = both_x[rows], both_y[rows]
-    history = [{"val_bacc": [], "val_acc": [], "val_loss": [], "test_acc": [], "lr": []} for _ in jobs]
+    history = [{"val_bacc": [], "val_acc": [], "val_loss": [], "test_acc": [], "test_bacc": [], "lr": []} for _ in jobs]
     best_key: list[tuple | None] = [None] * m
     best_epoch = [0] * m
     best_test: list[Tensor | None] = [None] * m
@@ -647,6 +647,8 @@ def _train_stack(
         correct = logits.argmax(-1) == ey
         val_acc = ((correct & val_mask).sum(1).float() / nv).tolist()
         test_acc = ((correct & test_mask).sum(1).float() / test_mask.sum(1).float()).tolist()
+        test_bacc = present_class_balanced_accuracies(logits, ey, test_mask, num_classes).tolist()
+        test_bacc = [b if n > 0 else float("nan") for b, n in zip(test_bacc, test_mask.sum(1).tolist())]
         val_bacc = [b if v > 0 else float("nan") for b, v in zip(val_bacc, nv.tolist())]
         still = []
         for i, j in enumerate(running):
@@ -655,6 +657,7 @@ def _train_stack(
             h["val_acc"].append(val_acc[i])
             h["val_loss"].append(val_loss[i])
             h["test_acc"].append(test_acc[i])
+            h["test_bacc"].append(test_bacc[i])
             if keep_states:
                 h.setdefault("states", []).append(stack.snapshot(j))
             key = (val_bacc[i], -val_loss[i])
@@ -692,7 +695,7 @@ def _train_stack(
             best_epoch=None if lpft else e, best_step=points[e] if lpft else None, val_acc=h["val_acc"][e],
             val_balanced_accuracy=h["val_bacc"][e],
             val_loss=h["val_loss"][e], optimistic_best_test_acc=max((a for a in h["test_acc"] if a == a), default=float("nan")),
-            history=h,
+            balanced_selection_gap=balanced_selection_gap(h["test_bacc"], e), history=h,
         )  # fmt: skip
         out.append(metrics)
     return out

@@ -15,8 +15,8 @@ from ..datamodules import WindowDataset
 from ..distributed import gather_objects, world
 from ..seeding import subject_seed
 from .batched import FinetuneJob, finetune_batched
-from .finetune import FinetuneConfig, finetune, fit_summary, split_finetune_validation
-from .metrics import classification_metrics
+from .finetune import FinetuneConfig, balanced_selection_gap, finetune, fit_summary, split_finetune_validation
+from .metrics import classification_metrics, present_class_balanced_accuracy
 from .probe import L2_GRID, SelectedProbe, embed, module_device, select_and_fit_probes
 
 
@@ -240,6 +240,9 @@ def _ensemble_metrics(
     n = min(len(r["history"]["states"]) for r in fold_results)
     per_checkpoint = [log_mean_softmax(c, test_x) for c in range(n)]
     curve = [(logits.argmax(1) == test_y).float().mean().item() for logits in per_checkpoint]
+    balanced_curve = [
+        present_class_balanced_accuracy(logits, test_y) if len(test_y) else float("nan") for logits in per_checkpoint
+    ]
     logits = per_checkpoint[chosen]
     metrics = classification_metrics(logits, test_y, num_classes)
     metrics.update(fit_summary(log_mean_softmax(chosen, x), y, num_classes))
@@ -253,6 +256,7 @@ def _ensemble_metrics(
         best_epoch=None if lpft else chosen,
         best_step=config.checkpoints()[chosen] if lpft else None,
         optimistic_best_test_acc=max(curve) if curve else float("nan"),
+        balanced_selection_gap=balanced_selection_gap(balanced_curve, chosen),
     )
     return metrics
 

@@ -40,6 +40,7 @@ COLUMNS = (
     "val_balanced_accuracy",
     "val_acc",
     "optimistic_best_test_acc",
+    "balanced_selection_gap",
     "n_finetune",
     "n_val",
     "n_test",
