@@ -295,17 +295,14 @@ def main() -> None:
         tag = "" if protocol == args.protocols[0] else f"{protocol}:"
         protocols[protocol] = {"eval_seconds": eval_seconds[protocol]}
         for m in methods:
-            cells = {}
-            for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap", "accuracy_gap"):
-                per_seed = [np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e])
-                            for e in range(args.seeds)]  # fmt: skip
-                cells[key] = (float(np.mean(per_seed)), float(np.std(per_seed)))
-            protocols[protocol][m] = cells
-            per_seed_rows[f"{protocol}:{m}"] = {
+            per_seed = {
                 key: [float(np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e]))
                       for e in range(args.seeds)]
-                for key in ("probe_bacc", "finetune_bacc", "selection_gap", "accuracy_gap")
+                for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap", "accuracy_gap")
             }  # fmt: skip
+            cells = {key: (float(np.mean(v)), float(np.std(v))) for key, v in per_seed.items()}
+            protocols[protocol][m] = cells
+            per_seed_rows[f"{protocol}:{m}"] = per_seed
             print(f"| {protocol} | {m} | " + " | ".join(f"{v[0]:+.3f} +/- {v[1]:.3f}" if k == "finetune_minus_probe"
                                                          else f"{v[0]:.3f} +/- {v[1]:.3f}" for k, v in cells.items()) + " |")  # fmt: skip
     print("evaluation seconds per protocol (all seeds and folds): "

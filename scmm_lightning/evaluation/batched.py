@@ -193,7 +193,7 @@ class _WindowMax(torch.autograd.Function):
     Window o holds positions o * k - pad + t, t < k: for each offset t a strided slice. The output
     (m, C, L', R) is a view of memory laid out (m, L', C, R): the next convolution reads its input
     positions outermost (:class:`_ConvMatrix`) without a copy. Windows of 2 (the shipped CNN's) take
-    one ``maximum`` and keep one comparison (was the second value strictly larger?) for the gradient:
+    one ``maximum`` and keep one comparison (is the first value the maximum?) for the gradient:
     pooling forward and backward ~0.4 vs 0.86-1.1 s of a batched fine-tuning call (32 stacked CNNs,
     ``benchmarks/evaluation.py --workloads finetune``, torch profiler, same process), where the general path
     (offsets as uint8, one comparison per offset) serves other sizes; the general path as a window
@@ -219,6 +219,20 @@ class _WindowMax(torch.autograd.Function):
         return x[:, :, start : start + (hi - lo - 1) * k + 1 : k]
 
     @staticmethod
+    def _pairs(spans: list) -> tuple[tuple, tuple, int, int, list[tuple[tuple, int, int]]]:
+        """Windows of 2 with both offsets' spans: (first span, second span, the windows lo..hi - 1
+        holding both positions, and (span, w_lo, w_hi) for the windows at the ends holding one)."""
+        first, second = spans
+        lo, hi = max(first[1], second[1]), min(first[2], second[2])
+        ends = [
+            (span, w_lo, w_hi)
+            for span in spans
+            for w_lo, w_hi in ((span[1], min(span[2], lo)), (max(span[1], hi), span[2]))
+            if w_hi > w_lo
+        ]
+        return first, second, lo, hi, ends
+
+    @staticmethod
     def values(x: Tensor, k: int, pad: int, arg: bool = False) -> tuple[Tensor, Tensor | None]:
         """The pooled values and, with ``arg``, what the gradient needs: for windows of 2, 1 where the
         first value is the maximum (ties included) and 0 where the second is, in the activations' dtype
@@ -227,15 +241,12 @@ class _WindowMax(torch.autograd.Function):
         n_out, spans = _WindowMax.spans(length, k, pad)
         out = x.new_empty((m, n_out, c, rows)).transpose(1, 2)
         if k == 2 and len(spans) == 2:
-            first, second = spans
-            lo, hi = max(first[1], second[1]), min(first[2], second[2])
+            first, second, lo, hi, ends = _WindowMax._pairs(spans)
             pick = _WindowMax._positions
             a, b = pick(x, first, 2, lo, hi), pick(x, second, 2, lo, hi)
             torch.maximum(a, b, out=out[:, :, lo:hi])
-            for span in spans:  # windows holding one position (at the ends)
-                for w_lo, w_hi in ((span[1], min(span[2], lo)), (max(span[1], hi), span[2])):
-                    if w_hi > w_lo:
-                        out[:, :, w_lo:w_hi] = pick(x, span, 2, w_lo, w_hi)
+            for span, w_lo, w_hi in ends:  # windows holding one position
+                out[:, :, w_lo:w_hi] = pick(x, span, 2, w_lo, w_hi)
             return out, (torch.ge(a, b).to(x.dtype) if arg else None)  # 1 where the first is the maximum
         out.fill_(float("-inf"))
         offsets = torch.zeros((m, c, n_out, rows), dtype=torch.uint8, device=x.device) if arg else None
@@ -261,25 +272,21 @@ class _WindowMax(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple:  # noqa: ANN001
         (arg,) = ctx.saved_tensors
         k, pad, shape = ctx.k, ctx.pad, ctx.shape
-        n_out, spans = _WindowMax.spans(shape[2], k, pad)
+        _, spans = _WindowMax.spans(shape[2], k, pad)
         covered = sum(hi - lo for _, lo, hi, _ in spans) == shape[2]
         x_grad = (grad.new_empty if covered else grad.new_zeros)(shape)
         pick = _WindowMax._positions
         if k == 2 and len(spans) == 2:
-            first, second = spans
-            lo, hi = max(first[1], second[1]), min(first[2], second[2])
+            first, second, lo, hi, ends = _WindowMax._pairs(spans)
             both, to_first = grad[:, :, lo:hi], pick(x_grad, first, 2, lo, hi)
             torch.mul(both, arg, out=to_first)  # (``torch.where`` into the strided slices: ~8x slower)
             torch.sub(both, to_first, out=pick(x_grad, second, 2, lo, hi))  # exact: g - g = 0, g - 0 = g
-            for span in spans:
-                for w_lo, w_hi in ((span[1], min(span[2], lo)), (max(span[1], hi), span[2])):
-                    if w_hi > w_lo:
-                        pick(x_grad, span, 2, w_lo, w_hi).copy_(grad[:, :, w_lo:w_hi])
+            for span, w_lo, w_hi in ends:
+                pick(x_grad, span, 2, w_lo, w_hi).copy_(grad[:, :, w_lo:w_hi])
             return x_grad, None, None
-        for t, lo, hi, first in spans:
-            torch.mul(
-                grad[:, :, lo:hi], arg[:, :, lo:hi] == t, out=x_grad[:, :, first : first + (hi - lo - 1) * k + 1 : k]
-            )
+        for span in spans:
+            t, lo, hi, _ = span
+            torch.mul(grad[:, :, lo:hi], arg[:, :, lo:hi] == t, out=pick(x_grad, span, k, lo, hi))
         return x_grad, None, None
 
 
