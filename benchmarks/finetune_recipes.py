@@ -1,6 +1,7 @@
 """Fine-tuning recipes and selection, before and after, on the synthetic pair and the separable fixture.
 
     python benchmarks/finetune_recipes.py [--seeds 0 1 2] [--settings synthetic separable]
+        [--protocols lpft/cv reference/holdout lpft/cv/freeze_batchnorm=false ...]
 
 For each setting and seed: pre-train SCMM briefly on the source, then evaluate the same encoders
 (``pretrained``, ``random_init``, ``raw_features``) under two protocols in one run:
@@ -10,6 +11,9 @@ For each setting and seed: pre-train SCMM briefly on the source, then evaluate t
   probe (60 steps of 64 windows here, the demo's budget).
 - ``reference/holdout`` (the earlier default): a fresh head, the demo's 15 epochs at batch 128, the
   epoch and the probe's L2 chosen on one validation trial per class.
+
+``--protocols`` runs others on the same encoders: one of the two above with FinetuneConfig fields
+changed (``lpft/cv/freeze_batchnorm=false``; the syntax of ``benchmarks/real_eeg.py``).
 
 Settings: ``synthetic`` is the demo pair (``experiments/synthetic.yaml``: SEED-like source, 15
 subjects; DEAP-like target, 8 subjects, first 6 of 10 trials fine-tune); ``separable`` the binary
@@ -23,6 +27,7 @@ seconds; last line JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import tempfile
@@ -77,7 +82,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--settings", nargs="+", default=["synthetic", "separable"])
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
+                   help="recipe/selection[/option=value...]: a protocol above with FinetuneConfig fields changed, "
+                        "e.g. lpft/cv/freeze_batchnorm=false")  # fmt: skip
     args = p.parse_args()
+    from real_eeg import protocol_options  # the same protocol syntax as benchmarks/real_eeg.py
+
+    protocols = {
+        spec: dataclasses.replace(PROTOCOLS["/".join(spec.split("/")[:2])], **protocol_options(spec))
+        for spec in args.protocols
+    }
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="finetune_recipes_"))
     deap_root = write_separable(work / "DEAP") if "separable" in args.settings else None
@@ -93,7 +107,7 @@ def main() -> None:
                       enable_model_summary=False, **trainer_args).fit(model, data)  # fmt: skip
             L.seed_everything(seed, verbose=False)
             encoders = evaluated_encoders(model)
-            for protocol, config in PROTOCOLS.items():
+            for protocol, config in protocols.items():
                 t0 = time.perf_counter()
                 res = run_protocol(encoders, target.train_set, target.test_set, target.num_classes, config, seed,
                                    ("probe", "finetune"))  # fmt: skip

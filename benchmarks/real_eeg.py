@@ -29,7 +29,10 @@ rotating validation subjects). Per protocol: the probe and the fine-tuned figure
 probe, and the gap between the best test balanced accuracy over checkpoints and the selected
 checkpoint's (what selection left on the table; a smaller gap is a better judge), beside the same gap
 in plain accuracy (eegmat's test parts are 75 % rest windows, so the best-accuracy checkpoint can be
-one that calls everything rest).
+one that calls everything rest). Each further protocol is compared with the first, paired by seed: the ratio of
+the fine-tuned figures' spreads over seeds with the Pitman-Morgan p-value of equal variances
+(``paired_spread_comparison``), and the selection gap's difference (bootstrap CI, Wilcoxon p): the
+standard deviation of a handful of seeds is itself uncertain by about half its value.
 
 Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
 means; validation figures beside them, the only ones to choose settings on), paired comparisons of
@@ -55,17 +58,27 @@ import yaml
 from scmm_lightning.callbacks import RepresentationDiagnostics
 from scmm_lightning.corpora import SplitConfig, rotating_validation, subject_folds
 from scmm_lightning.datamodules import RecordingsDataModule
-from scmm_lightning.evaluation import FinetuneConfig, compare_methods, evaluated_encoders, run_protocol
+from scmm_lightning.evaluation import (
+    FinetuneConfig,
+    compare_methods,
+    evaluated_encoders,
+    paired_comparison,
+    paired_spread_comparison,
+    run_protocol,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def protocol_options(protocol: str) -> dict:
-    """``lpft/cv/cv_model=ensemble/eval_every=40/ema_decay=0.95`` -> ``{"cv_model": "ensemble", "eval_every": 40,
-    "ema_decay": 0.95}``."""
+    """``lpft/cv/cv_model=ensemble/eval_every=40/ema_decay=0.95/freeze_batchnorm=false`` -> ``{"cv_model":
+    "ensemble", "eval_every": 40, "ema_decay": 0.95, "freeze_batchnorm": False}``."""
     out = {}
     for part in protocol.split("/")[2:]:
         key, _, value = part.partition("=")
+        if value.lower() in ("true", "false", "none", "null"):  # freeze_batchnorm=false, ema_decay=none
+            out[key] = {"true": True, "false": False}.get(value.lower())
+            continue
         try:
             out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
         except ValueError:
@@ -305,6 +318,22 @@ def main() -> None:
             per_seed_rows[f"{protocol}:{m}"] = per_seed
             print(f"| {protocol} | {m} | " + " | ".join(f"{v[0]:+.3f} +/- {v[1]:.3f}" if k == "finetune_minus_probe"
                                                          else f"{v[0]:.3f} +/- {v[1]:.3f}" for k, v in cells.items()) + " |")  # fmt: skip
+    if len(args.protocols) > 1:  # the issue-21 questions, answered with their uncertainty
+        first = args.protocols[0]
+        print(f"\neach protocol vs {first}, paired by seed: the fine-tuned figure's spread (std ratio, ddof 1; "
+              "Pitman-Morgan p of equal variances) and the selection gap (mean difference over seeds, 95% "
+              "bootstrap CI, Wilcoxon p)")  # fmt: skip
+        print("| protocol | method | fine-tune std ratio | p | selection gap difference | 95% CI | p |\n"
+              "|---|---|---|---|---|---|---|")  # fmt: skip
+        for protocol in args.protocols[1:]:
+            for m in methods:
+                this, base = per_seed_rows[f"{protocol}:{m}"], per_seed_rows[f"{first}:{m}"]
+                spread = paired_spread_comparison(this["finetune_bacc"], base["finetune_bacc"])
+                gap = paired_comparison(this["selection_gap"], base["selection_gap"])
+                protocols[protocol][m]["vs_first"] = {"spread": spread, "selection_gap": gap}
+                print(f"| {protocol} | {m} | {spread['std_ratio']:.2f} | {spread['p_value']:.3g} | "
+                      f"{gap['mean_difference']:+.3f} | [{gap['ci_low']:+.3f}, {gap['ci_high']:+.3f}] | "
+                      f"{gap['p_value']:.3g} |")  # fmt: skip
     print("evaluation seconds per protocol (all seeds and folds): "
           + ", ".join(f"{p}: {v['eval_seconds']:.0f}" for p, v in protocols.items()))  # fmt: skip
     print("\ndiagnostics at the end of pre-training (mean over seeds and folds):")

@@ -196,7 +196,10 @@ def test_a_broken_command_fails_the_check(corpora_env: Path) -> None:
 
 def test_the_installed_console_script_runs() -> None:
     """``scmm-lightning`` (pyproject's console script) must import and run, not only ``python -m``."""
-    exe = shutil.which("scmm-lightning") or str(Path(sys.executable).parent / "scmm-lightning")
+    # the script of the environment under test first: one on PATH may belong to another Python
+    # (a stale editable install in the base interpreter once pointed at a deleted clone)
+    beside = Path(sys.executable).parent / "scmm-lightning"
+    exe = str(beside) if beside.exists() else shutil.which("scmm-lightning") or str(beside)
     if not Path(exe).exists():
         pytest.skip("scmm-lightning is not installed (pip install -e .)")
     done = subprocess.run([exe, "fit", "--help"], capture_output=True, text=True, timeout=300)

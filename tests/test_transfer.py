@@ -156,6 +156,28 @@ def test_paired_statistics_against_hand_computation() -> None:
     assert cmp["a"] == "p" and cmp["b"] == "r" and cmp["mean_difference"] == pytest.approx(d.mean())
 
 
+def test_paired_spread_comparison_against_the_pitman_morgan_formula() -> None:
+    from scipy import stats
+
+    from scmm_lightning.evaluation import paired_spread_comparison
+
+    a = np.array([0.61, 0.58, 0.65, 0.60, 0.63, 0.55])
+    b = np.array([0.615, 0.60, 0.62, 0.605, 0.625, 0.60])
+    res = paired_spread_comparison(a, b)
+    # Pitman (1939) / Morgan (1939), the textbook form in the variance ratio F and the correlation r:
+    # t = (F - 1) sqrt(n - 2) / (2 sqrt(F (1 - r^2))), n - 2 degrees of freedom
+    n, f = 6, a.var(ddof=1) / b.var(ddof=1)
+    r = np.corrcoef(a, b)[0, 1]
+    t = (f - 1) * np.sqrt(n - 2) / (2 * np.sqrt(f * (1 - r * r)))
+    assert res["n"] == 6 and res["std_ratio"] == pytest.approx(np.sqrt(f))
+    assert res["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), n - 2))
+    assert res["p_value"] < 0.05  # a's spread (0.035) is over 3x b's (0.010) on these seeds
+    assert paired_spread_comparison(b + 0.01, b)["p_value"] == 1.0  # a shift: the same spread
+    assert np.isnan(paired_spread_comparison(a[:2], b[:2])["p_value"])  # too few pairs
+    with_nan = paired_spread_comparison(np.append(a, np.nan), np.append(b, 0.5))
+    assert with_nan["p_value"] == pytest.approx(res["p_value"]) and with_nan["n"] == 6
+
+
 def test_auroc_binary_and_multiclass_against_hand_computation() -> None:
     logits = torch.tensor([[0.0, 2.0], [0.0, -1.0], [0.0, 0.5], [0.0, -0.2]])
     target = torch.tensor([1, 0, 0, 1])

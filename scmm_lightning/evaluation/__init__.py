@@ -6,7 +6,7 @@ from .metrics import classification_metrics, present_class_balanced_accuracy
 from .probe import L2_GRID, FlattenFeatures, embed, fit_linear_probe, select_and_fit_probe
 from .protocol import finetune_protocol, is_cross_subject, linear_probe, protocol_parts, run_protocol
 from .results import console_table, read_rows, rows_from, summary, write_comparison, write_results
-from .statistics import compare_methods, paired_comparison
+from .statistics import compare_methods, paired_comparison, paired_spread_comparison
 from .transfer import evaluated_encoders, evaluation_target, probe_summary, random_encoder, run_transfer
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "is_cross_subject",
     "linear_probe",
     "paired_comparison",
+    "paired_spread_comparison",
     "present_class_balanced_accuracy",
     "probe_summary",
     "protocol_parts",

@@ -1,4 +1,5 @@
-"""Paired comparisons of two methods over the same units (target subjects, or subject x seed)."""
+"""Paired comparisons of two methods over the same units (target subjects, or subject x seed), and of
+two spreads over the same seeds."""
 
 from __future__ import annotations
 
@@ -27,6 +28,31 @@ def paired_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
     low, high = np.percentile(means, [2.5, 97.5])
     p = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d, method="auto").pvalue)
     return {"n": n, "mean_difference": float(d.mean()), "ci_low": float(low), "ci_high": float(high), "p_value": p}
+
+
+def paired_spread_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
+    """Is ``a``'s spread different from ``b``'s, the two measured on the same units (e.g. two
+    protocols' figures per seed, on the same encoders)? The ratio of standard deviations
+    ``std(a) / std(b)`` (ddof 1) and the two-sided Pitman-Morgan p-value of equal variances:
+    var(a) = var(b) exactly when cov(a + b, a - b) = 0, so the test is Pearson's correlation test of
+    a + b against a - b (t = r sqrt(n - 2) / sqrt(1 - r^2), n - 2 degrees of freedom). Pairing
+    matters: two spreads over the same seeds move together, and an F test for independent samples
+    would ignore it. With 6 seeds only ratios beyond ~2-3 reach p < 0.05. Pairs with a NaN are
+    left out; fewer than 3 pairs, or a constant side, give NaN."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    n = len(a)
+    out: dict[str, float | int] = {"n": n, "std_ratio": math.nan, "p_value": math.nan}
+    if n < 3 or np.std(b) == 0 or np.std(a) == 0:
+        return out
+    out["std_ratio"] = float(np.std(a, ddof=1) / np.std(b, ddof=1))
+    total, diff = a + b, a - b
+    if np.std(total) == 0 or np.std(diff) == 0:  # a = c - b or a = b + c: the variances are equal exactly
+        out["p_value"] = 1.0
+        return out
+    out["p_value"] = float(stats.pearsonr(total, diff).pvalue)
+    return out
 
 
 def compare_methods(
