@@ -365,6 +365,16 @@ def _fused_adam(
     fused = getattr(torch, "_fused_adam_", None)
     if fused is None:
         return False
+    # the kernel walks memory linearly: a convolution weight kept taps-last (``_Stack``) is passed,
+    # with its gradient and Adam state laid out alike, as their contiguous (m, Cout, k, Cin) views
+    quads = list(zip(params, grads, exp_avg, exp_avg_sq))
+    if any(len({t.stride() for t in quad}) > 1 for quad in quads):
+        return False
+    quads = [tuple(t.permute(0, 1, 3, 2) for t in quad) if quad[0].dim() == 4 and not quad[0].is_contiguous()
+             else quad for quad in quads]  # fmt: skip
+    if not all(t.is_contiguous() for quad in quads for t in quad):
+        return False
+    params, grads, exp_avg, exp_avg_sq = (list(ts) for ts in zip(*quads))
     beta1, beta2 = config.betas
     try:
         for rate in dict.fromkeys(rates):
@@ -389,6 +399,16 @@ class _Stack:
             model[1].to(device)
         params, buffers = stack_module_state(models)
         params = {k: v.to(device) for k, v in params.items()}
+        self.program = _pool_before_relu(_program(models[0]))
+        # the convolutions' weights (m, Cout, Cin, k) kept in taps-last memory ((m, Cout, k, Cin), see
+        # _ConvMatrix): building their matrices then copies no weight, and their gradients come back
+        # in the same memory order, so the Adam step copies none either (before: a permuted copy of
+        # each weight per forward and of each gradient per step, ~0.24 s of an 8.4 s batched call,
+        # the largest being conv3's, torch profiler on ``benchmarks/evaluation.py --workloads finetune``)
+        for prefix, layer in self.program or []:
+            if isinstance(layer, nn.Conv1d):
+                w = params[prefix + "weight"]
+                params[prefix + "weight"] = w.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)
         buffers = {k: v.to(device) for k, v in buffers.items()}
         frozen = {f"0.{k}" for k, _ in models[0][0].named_parameters()} if config.freeze_encoder else set()
         self.params = {k: v.detach() for k, v in params.items() if k not in frozen}
@@ -400,7 +420,6 @@ class _Stack:
         self.averaged = None if config.ema_decay is None else {k: v.clone() for k, v in self.params.items()}
         self.steps = [0] * len(models)
         self.config = config
-        self.program = _pool_before_relu(_program(models[0]))
         # LP-FT: the encoder ("0.") in eval mode (BatchNorm on running statistics), as the loop
         self.frozen_prefix = "0." if config.recipe == "lpft" and config.freeze_batchnorm else None
 
@@ -444,7 +463,10 @@ class _Stack:
         steps = [self.steps[j] for j in idx]
         names = list(sub_p)
         params = [sub_p[k].detach() for k in names]
-        grads = [g.contiguous() for g in grads]  # the fused kernel walks memory linearly (vmap's may be strided)
+        # each gradient in its parameter's memory order (vmap's may be strided otherwise): the Adam
+        # state shares that order (zeros_like and indexing keep it), so the update is elementwise over
+        # four tensors laid out alike
+        grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(params, grads)]
         exp_avg = [self.exp_avg[k] if every else self.exp_avg[k][pick] for k in names]
         exp_avg_sq = [self.exp_avg_sq[k] if every else self.exp_avg_sq[k][pick] for k in names]
         rates = [encoder_lr if k.startswith("0.") else lr for k in names]
@@ -484,7 +506,8 @@ class _Stack:
 
     def snapshot(self, j: int) -> dict[str, Tensor]:
         """Model ``j``'s parameters and buffers now (kept at its best checkpoint)."""
-        return {k: v[j].clone() for k, v in {**self.scored(), **self.fixed, **self.buffers}.items()}
+        state = {**self.scored(), **self.fixed, **self.buffers}
+        return {k: v[j].clone(memory_format=torch.contiguous_format) for k, v in state.items()}  # (a state_dict's)
 
     @torch.no_grad()
     def logits(self, idx: list[int], x: Tensor, states: list[dict] | None = None) -> Tensor:
