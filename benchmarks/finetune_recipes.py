@@ -88,6 +88,9 @@ def main() -> None:
     args = p.parse_args()
     from real_eeg import protocol_options  # the same protocol syntax as benchmarks/real_eeg.py
 
+    for spec in args.protocols:
+        if "/".join(spec.split("/")[:2]) not in PROTOCOLS:
+            p.error(f"--protocols {spec}: must start with one of {', '.join(PROTOCOLS)}")
     protocols = {
         spec: dataclasses.replace(PROTOCOLS["/".join(spec.split("/")[:2])], **protocol_options(spec))
         for spec in args.protocols

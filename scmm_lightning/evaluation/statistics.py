@@ -37,8 +37,10 @@ def paired_spread_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float | 
     var(a) = var(b) exactly when cov(a + b, a - b) = 0, so the test is Pearson's correlation test of
     a + b against a - b (t = r sqrt(n - 2) / sqrt(1 - r^2), n - 2 degrees of freedom). Pairing
     matters: two spreads over the same seeds move together, and an F test for independent samples
-    would ignore it. With 6 seeds only ratios beyond ~2-3 reach p < 0.05. Pairs with a NaN are
-    left out; fewer than 3 pairs, or a constant side, give NaN."""
+    would ignore it. With 6 seeds and uncorrelated sides a std ratio must pass ~3 for p < 0.05 (less
+    when the sides move together). Pairs with a NaN are left out; fewer than 3 pairs, or a constant
+    side, give NaN; sides that differ by a constant shift or add up to a constant (to rounding) have
+    equal variances: p = 1."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
@@ -48,7 +50,8 @@ def paired_spread_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float | 
         return out
     out["std_ratio"] = float(np.std(a, ddof=1) / np.std(b, ddof=1))
     total, diff = a + b, a - b
-    if np.std(total) == 0 or np.std(diff) == 0:  # a = c - b or a = b + c: the variances are equal exactly
+    scale = np.std(a) + np.std(b)
+    if min(np.std(total), np.std(diff)) <= 1e-9 * scale:  # a = c - b or a = b + c: pearsonr's input constant
         out["p_value"] = 1.0
         return out
     out["p_value"] = float(stats.pearsonr(total, diff).pvalue)
