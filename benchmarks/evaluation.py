@@ -153,15 +153,17 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
     if kind == "probe":  # a call of seconds: its first-call costs (BLAS, allocator) untimed, as in a run
         workload(kind, engine, args)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     seconds, res = workload(kind, engine, args)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
-    if rank == 0:
-        queue.put((seconds, res, peak))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024  # MiB (Linux: KiB)
+    if rank == 0:  # minor page faults of the timed call: fresh pages the kernel zeroed (scmm_lightning/allocator.py)
+        queue.put((seconds, res, peak, usage.ru_minflt - faults))
     if size > 1:
         dist.destroy_process_group()
 
 
-def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float]:
+def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with socket.socket() as s:
@@ -216,11 +218,16 @@ def main() -> None:
     for kind in args["workloads"]:
         for engine in engines[kind]:
             for size in sizes if engine != "old_lbfgs" else [1]:
-                seconds, res, peak = measure(kind, engine, size, args)
+                seconds, res, peak, faults = measure(kind, engine, size, args)
                 runs[(kind, engine, size)] = (seconds, res)
                 out[f"{kind}_{engine}_{size}p_seconds"] = round(seconds, 2)
                 out[f"{kind}_{engine}_{size}p_peak_mib"] = round(peak)
-                print(f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB", flush=True)
+                out[f"{kind}_{engine}_{size}p_minor_faults"] = faults
+                print(
+                    f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB, "
+                    f"{faults} minor page faults (rank 0)",
+                    flush=True,
+                )
     checks, lines = {}, []
     keys = {"finetune": ("best_epoch",), "finetune_lpft": ("best_step",), "probe": ("l2",)}
     names = {"finetune": "finetune", "finetune_lpft": "LP-FT", "probe": "probe"}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..allocator import keep_freed_memory
 from ..datamodules import WindowDataset
 from ..distributed import gather_objects, world
 from ..seeding import subject_seed
@@ -298,6 +299,7 @@ def run_protocol(
     ``seed``: the same on any number of ranks. When both kinds run, each fine-tuning row also
     carries its own probe's figures (``probe_accuracy``, ``probe_balanced_accuracy``).
     """
+    keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
     parts = protocol_parts(train, test, config, subjects)
     jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
     rank, size = world()
