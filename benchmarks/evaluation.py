@@ -1,7 +1,7 @@
 """The evaluation protocol, per-model loop vs batched engine, in ONE run.
 
     python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
-                                    [--lpft_subjects 8] [--lpft_steps 20]
+                                    [--lpft_subjects 8] [--lpft_steps 20] [--repeats 1]
 
 LP-FT (the shipped recipe and selection): ``--lpft_subjects`` DEAP-shaped subjects x the same 3
 rows, each a probe, 3 cross-validation fold models and a refit, ``--lpft_steps`` steps (checkpoint
@@ -19,7 +19,9 @@ one-time costs -- BLAS initialisation, the allocator's first requests -- are pai
 run, which probes every few epochs); the fine-tuning workloads run for minutes and are timed cold. Both engines must choose the same epochs and L2 values and agree on every metric to
 1e-6 (``same_results``), except that one
 borderline test window per subject may be predicted differently (the float32 summation order
-differs; such flips are counted). Last line: JSON.
+differs; such flips are counted). ``--repeats N`` measures every configuration N times, the
+repeats interleaved (loop, batched, loop, ...: on a shared machine a noisy minute then hits both
+engines), and reports medians, every repeat's seconds and each repeat's speed-up. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -203,6 +206,9 @@ def main() -> None:
     p.add_argument("--lpft_subjects", type=int, default=8, help="DEAP-shaped subjects of the LP-FT workload")
     p.add_argument("--lpft_steps", type=int, default=20, help="LP-FT steps per model (the configs ship 200)")
     p.add_argument(
+        "--repeats", type=int, default=1, help="measure every configuration this many times, interleaved; medians"
+    )
+    p.add_argument(
         "--workloads",
         nargs="+",
         choices=("finetune", "finetune_lpft", "probe"),
@@ -215,19 +221,27 @@ def main() -> None:
     sizes = args["processes"] if args["device"] == "cpu" else [1]
     engines = {"finetune": ("loop", "batched"), "finetune_lpft": ("loop", "batched"),
                "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip
-    for kind in args["workloads"]:
-        for engine in engines[kind]:
-            for size in sizes if engine != "old_lbfgs" else [1]:
-                seconds, res, peak, faults = measure(kind, engine, size, args)
-                runs[(kind, engine, size)] = (seconds, res)
-                out[f"{kind}_{engine}_{size}p_seconds"] = round(seconds, 2)
-                out[f"{kind}_{engine}_{size}p_peak_mib"] = round(peak)
-                out[f"{kind}_{engine}_{size}p_minor_faults"] = faults
-                print(
-                    f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB, "
-                    f"{faults} minor page faults (rank 0)",
-                    flush=True,
-                )
+    times: dict = {}  # every repeat's seconds per configuration; the first repeat's results are compared
+    for repeat in range(args["repeats"]):  # repeats interleaved: a noisy minute hits both engines alike
+        for kind in args["workloads"]:
+            for engine in engines[kind]:
+                for size in sizes if engine != "old_lbfgs" else [1]:
+                    seconds, res, peak, faults = measure(kind, engine, size, args)
+                    times.setdefault((kind, engine, size), []).append(seconds)
+                    runs.setdefault((kind, engine, size), (seconds, res))
+                    name = f"{kind}_{engine}_{size}p"
+                    out[f"{name}_seconds"] = round(statistics.median(times[(kind, engine, size)]), 2)
+                    out[f"{name}_peak_mib"] = max(out.get(f"{name}_peak_mib", 0), round(peak))
+                    out[f"{name}_minor_faults"] = faults
+                    if args["repeats"] > 1:
+                        out[f"{name}_seconds_runs"] = [round(t, 2) for t in times[(kind, engine, size)]]
+                    print(
+                        f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB, "
+                        f"{faults} minor page faults (rank 0)"
+                        + (f", repeat {repeat + 1}" if args["repeats"] > 1 else ""),
+                        flush=True,
+                    )
+    runs = {key: (statistics.median(times[key]), res) for key, (_, res) in runs.items()}
     checks, lines = {}, []
     keys = {"finetune": ("best_epoch",), "finetune_lpft": ("best_step",), "probe": ("l2",)}
     names = {"finetune": "finetune", "finetune_lpft": "LP-FT", "probe": "probe"}
@@ -235,6 +249,10 @@ def main() -> None:
         loop, batched = runs[(kind, "loop", 1)], runs[(kind, "batched", 1)]
         speedup = {"finetune": "finetune_speedup", "finetune_lpft": "lpft_speedup", "probe": "probe_speedup"}[kind]
         out[speedup] = round(loop[0] / batched[0], 3)
+        if args["repeats"] > 1:  # each repeat's own ratio (loop and batched measured minutes apart)
+            out[f"{speedup}_runs"] = [
+                round(a / b, 3) for a, b in zip(times[(kind, "loop", 1)], times[(kind, "batched", 1)])
+            ]
         checks[f"{names[kind]} loop vs batched"] = mismatches(loop[1], batched[1], keys[kind])
         if kind != "finetune_lpft":
             for size in sizes[1:]:

@@ -59,8 +59,8 @@ class FinetuneConfig:
             (``evaluation/batched.py``; either recipe; same seeds, batches, Adam steps and selection
             as the loop); ``loop`` trains them one after another (the reference the batched engine
             is tested against); ``auto`` (default): batched, on the CPU too (2 cores,
-            ``benchmarks/evaluation.py``: the reference protocol 3.1-4.2x faster than the loop, LP-FT
-            2.6-5.5x, at ~1.45x the loop's peak memory; ``cv_model: ensemble`` keeps every fold
+            ``benchmarks/evaluation.py``: the reference protocol 3.1-4.8x faster than the loop, LP-FT
+            2.6-5.7x, at ~1.45x the loop's peak memory; ``cv_model: ensemble`` keeps every fold
             model's weights at every checkpoint, of every job at once, where the loop keeps one
             job's: SEED -> DEAP's 32 subjects x 3 rows x 3 folds x 11 checkpoints of a 0.35 MiB CNN
             state are ~1.1 GiB on the encoders' device). The probe solves its problems together
