@@ -6,11 +6,12 @@ of its heap beyond the trim threshold (twice the mmap threshold). The next tenso
 lands on fresh pages, and the kernel zeroes each 4 KiB page at its first touch (a minor page fault).
 The batched evaluation allocates and frees tensors of megabytes at every step (32 stacked models'
 activations, convolution matrices and gradients; the probe solver's histories), so it paid that
-at every step: a cold batched fine-tuning call of ``benchmarks/evaluation.py`` (32 DEAP-shaped
-subjects x 3 rows, 2 epochs) took 470,000-570,000 minor faults (~2 GiB of pages zeroed) against
-~35,000 with both thresholds fixed high, and one stacked training step of 32 CNNs 74-86 ms against
-60-64 ms (2-core Intel Xeon, 3 alternating runs each, ``ru_minflt`` and wall time; the per-model
-loop takes ~1,000 faults either way: its tensors are small enough to be recycled).
+at every step: the batched fine-tuning call of ``benchmarks/evaluation.py --workloads finetune``
+(32 DEAP-shaped subjects x 3 rows, 2 epochs, a fresh process) took 395,000-555,000 minor faults
+(~2 GiB of pages zeroed) against 81,000-85,000 with both thresholds fixed high, and one stacked
+training step of 32 CNNs 74-86 ms against 60-64 ms (2-core Intel Xeon, 3 alternating processes
+each, ``ru_minflt`` and wall time; the per-model loop's times did not change: its tensors are small
+enough to be recycled either way).
 
 :func:`keep_freed_memory` fixes the thresholds high (``MMAP_THRESHOLD``, ``TRIM_THRESHOLD``) once
 per process, where the C library is glibc: freed blocks below 256 MiB go back to malloc's free lists
@@ -31,11 +32,9 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 << 20  # blocks up to this size come from (and return to) the heap, not mmap
 TRIM_THRESHOLD = 1 << 30  # free heap top kept before giving memory back to the kernel
 OPT_OUT = "SCMM_KEEP_FREED_MEMORY"
-
-_applied: bool | None = None
-
-
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
+_applied: bool | None = None  # keep_freed_memory's outcome, once per process
 
 
 def _user_tuned() -> bool:
