@@ -10,8 +10,8 @@ at every step: the batched fine-tuning call of ``benchmarks/evaluation.py --work
 (32 DEAP-shaped subjects x 3 rows, 2 epochs, a fresh process) took 395,000-555,000 minor faults
 (~2 GiB of pages zeroed) against 81,000-85,000 with both thresholds fixed high, and one stacked
 training step of 32 CNNs 74-86 ms against 60-64 ms (2-core Intel Xeon, 3 alternating processes
-each, ``ru_minflt`` and wall time; the per-model loop's times did not change: its tensors are small
-enough to be recycled either way).
+each, ``ru_minflt`` and wall time; the per-model loop's faults fell too, 263,000-346,000 to
+11,000-13,000, but not its time: its tensors are small).
 
 :func:`keep_freed_memory` fixes the thresholds high (``MMAP_THRESHOLD``, ``TRIM_THRESHOLD``) once
 per process, where the C library is glibc: freed blocks below 256 MiB go back to malloc's free lists
