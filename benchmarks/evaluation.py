@@ -217,31 +217,34 @@ def main() -> None:
     )
     args = vars(p.parse_args())
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
-    runs = {}
     sizes = args["processes"] if args["device"] == "cpu" else [1]
     engines = {"finetune": ("loop", "batched"), "finetune_lpft": ("loop", "batched"),
                "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip
-    times: dict = {}  # every repeat's seconds per configuration; the first repeat's results are compared
+    times: dict = {}  # every repeat's seconds per configuration
+    faults_seen: dict = {}  # every repeat's minor page faults per configuration
+    results: dict = {}  # the first repeat's results: what the engines are compared on
     for repeat in range(args["repeats"]):  # repeats interleaved: a noisy minute hits both engines alike
         for kind in args["workloads"]:
             for engine in engines[kind]:
                 for size in sizes if engine != "old_lbfgs" else [1]:
+                    key = (kind, engine, size)
                     seconds, res, peak, faults = measure(kind, engine, size, args)
-                    times.setdefault((kind, engine, size), []).append(seconds)
-                    runs.setdefault((kind, engine, size), (seconds, res))
+                    times.setdefault(key, []).append(seconds)
+                    faults_seen.setdefault(key, []).append(faults)
+                    results.setdefault(key, res)
                     name = f"{kind}_{engine}_{size}p"
-                    out[f"{name}_seconds"] = round(statistics.median(times[(kind, engine, size)]), 2)
+                    out[f"{name}_seconds"] = round(statistics.median(times[key]), 2)
                     out[f"{name}_peak_mib"] = max(out.get(f"{name}_peak_mib", 0), round(peak))
-                    out[f"{name}_minor_faults"] = faults
+                    out[f"{name}_minor_faults"] = round(statistics.median(faults_seen[key]))
                     if args["repeats"] > 1:
-                        out[f"{name}_seconds_runs"] = [round(t, 2) for t in times[(kind, engine, size)]]
+                        out[f"{name}_seconds_runs"] = [round(t, 2) for t in times[key]]
                     print(
                         f"{kind:8s} {engine:9s} {size} process(es): {seconds:8.2f} s, peak {peak:6.0f} MiB, "
                         f"{faults} minor page faults (rank 0)"
                         + (f", repeat {repeat + 1}" if args["repeats"] > 1 else ""),
                         flush=True,
                     )
-    runs = {key: (statistics.median(times[key]), res) for key, (_, res) in runs.items()}
+    runs = {key: (statistics.median(times[key]), res) for key, res in results.items()}
     checks, lines = {}, []
     keys = {"finetune": ("best_epoch",), "finetune_lpft": ("best_step",), "probe": ("l2",)}
     names = {"finetune": "finetune", "finetune_lpft": "LP-FT", "probe": "probe"}

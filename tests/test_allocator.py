@@ -50,6 +50,8 @@ def test_freed_tensors_are_recycled_not_faulted_again():
 
 
 def test_user_settings_and_opt_out_are_left_alone(monkeypatch):
+    for name in (*allocator.USER_SETTINGS, allocator.OPT_OUT, "GLIBC_TUNABLES"):  # each case alone
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert not allocator._apply()
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
