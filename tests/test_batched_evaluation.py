@@ -91,11 +91,12 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, None, False, "cv", "lpft", None), (True, None, False, "holdout", "lpft", None), (False, 2, False, "holdout", "lpft", None),
      (False, None, True, "cv", "lpft", None), (False, None, False, "cv", "lpft-batchnorm", None),
      (False, None, False, "cv-ensemble", "reference", None), (True, 2, False, "cv-ensemble", "lpft", None),
-     (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8)],
+     (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8),
+     (True, 2, False, "cv", "lpft-cosine", None)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
-         "lpft-cv-moving-average", "cross-subject-patience-moving-average"],
+         "lpft-cv-moving-average", "cross-subject-patience-moving-average", "lpft-cv-cosine-cross-subject-patience"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
@@ -113,7 +114,8 @@ def test_batched_engine_equals_the_loop(
         budget = dict(epochs=6, lr=3e-3)
         if recipe.startswith("lpft"):
             budget = dict(recipe="lpft", steps=30, eval_every=5, lr=3e-3, encoder_lr=1e-3,
-                          freeze_batchnorm=recipe == "lpft")  # fmt: skip
+                          freeze_batchnorm=recipe != "lpft-batchnorm",
+                          lr_schedule="cosine" if recipe == "lpft-cosine" else "constant")  # fmt: skip
         else:
             budget["recipe"] = "reference"
         config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,

@@ -5,6 +5,7 @@ chosen on the mean fold curve and reported from the refit, and LP-FT's start at 
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -162,7 +163,8 @@ def test_cv_choice_is_the_best_mean_fold_checkpoint() -> None:
 
 def _lpft_by_hand(encoder, head, x, y, config, seed):  # noqa: ANN001, ANN202
     """LP-FT as documented, written out: Adam with two parameter groups (encoder at encoder_lr,
-    head at lr), constant rates, encoder in eval mode, batches from one permutation per pass."""
+    head at lr), constant rates (or, with ``lr_schedule: cosine``, step t at the rates times
+    (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass."""
     model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head))
     opt = torch.optim.Adam(
         [{"params": model[1].parameters(), "lr": config.lr}, {"params": model[0].parameters(), "lr": config.encoder_lr}],
@@ -178,6 +180,9 @@ def _lpft_by_hand(encoder, head, x, y, config, seed):  # noqa: ANN001, ANN202
                 continue
             model.train()
             model[0].eval()
+            if config.lr_schedule == "cosine":
+                factor = (1 + math.cos(math.pi * steps / config.steps)) / 2
+                opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = config.lr * factor, config.encoder_lr * factor
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -223,6 +228,34 @@ def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
         assert got["history"]["test_bacc"] == pytest.approx(curve, abs=1e-6)
         assert got["balanced_selection_gap"] == pytest.approx(max(curve) - curve[index], abs=1e-6)
     assert encoder.training is False  # the caller's encoder is untouched (copied)
+
+
+def test_lpft_cosine_schedule_anneals_both_rates_step_by_step() -> None:
+    """``lr_schedule: cosine``: every checkpoint equals the hand-written loop whose step t runs at
+    both rates times (1 + cos(pi t / steps)) / 2, and differs from the constant-rate run; the
+    history's rate is the last step's before each checkpoint."""
+    x, y, encoder = _binary_windows_and_cnn()
+    with torch.no_grad():
+        head = fit_linear_probe(encoder(x[60:]), y[60:], 2, l2=1e-2).as_linear()
+    runs = {}
+    for schedule in ("constant", "cosine"):
+        config = FinetuneConfig(steps=8, eval_every=2, batch_size=8, lr=5e-2, encoder_lr=1e-2, lr_schedule=schedule)
+        hand = _lpft_by_hand(encoder, head, x[60:], y[60:], config, seed=4)
+        got = finetune(encoder, 2, (x[60:], y[60:]), (x[:0], y[:0]), (x[60:], y[60:]), config, seed=4, head=head,
+                       select_at=4, keep_states=True)  # fmt: skip
+        model = got["module"].eval()
+        for index, state in enumerate(got["history"]["states"]):
+            model.load_state_dict(state)
+            with torch.no_grad():
+                torch.testing.assert_close(model(x[60:]), hand[index], rtol=1e-5, atol=1e-6)
+        runs[schedule] = got
+    want = [5e-2 * (1 + math.cos(math.pi * max(step - 1, 0) / 8)) / 2 for step in (0, 2, 4, 6, 8)]
+    assert runs["cosine"]["history"]["lr"] == pytest.approx(want, rel=1e-12)
+    assert runs["constant"]["history"]["lr"] == [5e-2] * 5
+    last_cosine, last_constant = runs["cosine"]["history"]["states"][-1], runs["constant"]["history"]["states"][-1]
+    assert not torch.allclose(last_cosine["1.weight"], last_constant["1.weight"])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        FinetuneConfig(lr_schedule="linear")  # type: ignore[arg-type]
 
 
 def test_moving_average_checkpoints_are_the_average_of_the_trained_weights() -> None:

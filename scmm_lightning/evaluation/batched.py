@@ -627,7 +627,8 @@ def _train_stack(
     m = len(jobs)
     lpft = config.recipe == "lpft"
     points = config.checkpoints()
-    lrs = [config.lr] * len(points) if lpft else _cosine_lrs(config)
+    # lpft: the rate of each checkpoint's last step (history), the steps' own from ``lr_factor``
+    lrs = [config.lr * config.lr_factor(max(p - 1, 0)) for p in points] if lpft else _cosine_lrs(config)
     gens = [torch.Generator().manual_seed(job.seed) for job in jobs]
     fit_rows = [job.fit.cpu() for job in jobs]  # batches are drawn on the CPU, moved once per step
     streams = [batch_stream(len(r), config.batch_size, g) for r, g in zip(fit_rows, gens)] if lpft else []
@@ -661,6 +662,9 @@ def _train_stack(
         for j in running:
             history[j]["lr"].append(lr)
         for step in range(max((len(b) for b in batches.values()), default=0)):
+            if lpft:  # every model takes the same steps between checkpoints: step ``number`` of its run
+                number = (points[epoch - 1] if epoch else 0) + step
+                lr, encoder_lr = config.lr * config.lr_factor(number), config.encoder_lr * config.lr_factor(number)
             by_size: dict[int, list[int]] = {}
             for j in running:
                 if step < len(batches[j]):
