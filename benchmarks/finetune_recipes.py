@@ -12,8 +12,9 @@ For each setting and seed: pre-train SCMM briefly on the source, then evaluate t
 - ``reference/holdout`` (the earlier default): a fresh head, the demo's 15 epochs at batch 128, the
   epoch and the probe's L2 chosen on one validation trial per class.
 
-``--protocols`` runs others on the same encoders: one of the two above with FinetuneConfig fields
-changed (``lpft/cv/freeze_batchnorm=false``; the syntax of ``benchmarks/real_eeg.py``).
+``--protocols`` runs others on the same encoders: a recipe's budget above with the selection and
+FinetuneConfig fields changed (``lpft/holdout``, ``lpft/cv/freeze_batchnorm=false``; the syntax of
+``benchmarks/real_eeg.py``).
 
 Settings: ``synthetic`` is the demo pair (``experiments/synthetic.yaml``: SEED-like source, 15
 subjects; DEAP-like target, 8 subjects, first 6 of 10 trials fine-tune); ``separable`` the binary
@@ -88,13 +89,14 @@ def main() -> None:
     args = p.parse_args()
     from real_eeg import protocol_options  # the same protocol syntax as benchmarks/real_eeg.py
 
+    budgets = {name.split("/")[0]: config for name, config in PROTOCOLS.items()}  # each recipe's budget
+    protocols = {}
     for spec in args.protocols:
-        if "/".join(spec.split("/")[:2]) not in PROTOCOLS:
-            p.error(f"--protocols {spec}: must start with one of {', '.join(PROTOCOLS)}")
-    protocols = {
-        spec: dataclasses.replace(PROTOCOLS["/".join(spec.split("/")[:2])], **protocol_options(spec))
-        for spec in args.protocols
-    }
+        recipe, _, rest = spec.partition("/")
+        selection = rest.split("/")[0]
+        if recipe not in budgets or selection not in ("cv", "holdout"):
+            p.error(f"--protocols {spec}: must start with lpft/ or reference/, then cv or holdout (e.g. lpft/holdout)")
+        protocols[spec] = dataclasses.replace(budgets[recipe], **{"selection": selection, **protocol_options(spec)})
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="finetune_recipes_"))
     deap_root = write_separable(work / "DEAP") if "separable" in args.settings else None
