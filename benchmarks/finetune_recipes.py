@@ -84,8 +84,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--settings", nargs="+", default=["synthetic", "separable"])
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
-                   help="recipe/selection[/option=value...]: a protocol above with FinetuneConfig fields changed, "
-                        "e.g. lpft/cv/freeze_batchnorm=false")  # fmt: skip
+                   help="recipe/selection[/option=value...]: a recipe's budget above with this selection and "
+                        "FinetuneConfig fields changed, e.g. lpft/holdout or lpft/cv/freeze_batchnorm=false")  # fmt: skip
     args = p.parse_args()
     from real_eeg import protocol_options  # the same protocol syntax as benchmarks/real_eeg.py
 
