@@ -311,6 +311,37 @@ def test_a_fine_tuned_row_that_chose_checkpoint_zero_is_its_probe() -> None:
             assert tuned["balanced_accuracy"] == pytest.approx(probe["balanced_accuracy"])
 
 
+def test_cv_probe_selection_probes_as_cv_and_fine_tunes_from_a_probe_fitted_without_the_holdout() -> None:
+    """``selection: cv_probe``: the probe rows are ``cv``'s (the same L2 and figures), and LP-FT starts
+    from a probe at that L2 fitted on the hold-out's fine-tuning rows only (the latest trial of each
+    class left out): with no steps the fine-tuned row is that probe, recomputed here by hand."""
+    from scmm_lightning.evaluation.finetune import split_finetune_validation
+
+    train, test = noisy_target(subjects=(1, 2, 3), signal=0.5, seed=2)
+    torch.manual_seed(0)
+    encoders = {"cnn": CNNEncoder(4, 5, widths=(8, 8)), "raw": FlattenFeatures(4, 5)}
+    kinds = ("probe", "finetune")
+    cv = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0), 0, kinds)
+    hybrid = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0, selection="cv_probe"), 0, kinds)
+    for name in encoders:
+        for subject, probe in cv["probe"][name].items():
+            other = hybrid["probe"][name][subject]
+            for key in ("l2", "accuracy", "balanced_accuracy", "val_balanced_accuracy"):
+                assert other[key] == probe[key], (name, subject, key)
+    differs = 0
+    for subject, tuned in hybrid["finetune"]["raw"].items():
+        rows = train.meta["subject"] == subject
+        fit, _ = split_finetune_validation({k: v[rows] for k, v in train.meta.items()}, 1, subject)
+        x, y = train.x[rows][fit].flatten(1), train.meta["label"][rows][fit]
+        assert tuned["best_step"] == 0 and tuned["n_finetune"] == len(y) < cv["finetune"]["raw"][subject]["n_finetune"]
+        by_hand = fit_linear_probe(x, y, 3, l2=cv["probe"]["raw"][subject]["l2"])
+        te = test.meta["subject"] == subject
+        want = (by_hand(test.x[te].flatten(1)).argmax(1) == test.meta["label"][te]).float().mean().item()
+        assert tuned["accuracy"] == pytest.approx(want, abs=1.01 / int(te.sum())), subject  # a borderline window
+        differs += tuned["accuracy"] != cv["finetune"]["raw"][subject]["accuracy"]
+    assert differs, "the hold-out's head scored as the refitted probe everywhere: the check is weak"
+
+
 def test_cv_ensemble_at_checkpoint_zero_is_the_mean_of_the_fold_probes() -> None:
     """``cv_model: ensemble`` with no steps: the reported model is the K fold probes' mean softmax,
     recomputed here from probes fitted by hand on each fold's rows at the L2 the probe row chose."""

@@ -76,7 +76,10 @@ class FinetuneConfig:
             training subjects dealt over the folds), then the model is refitted on every
             fine-tuning row and the chosen checkpoint reported. ``holdout``: one validation part
             (``val_trials_per_class`` / ``val_subjects``) chooses, and the model trained without
-            it is reported (the earlier protocol).
+            it is reported (the earlier protocol). ``cv_probe``: the probe's L2 as ``cv`` (the
+            probe rows are ``cv``'s), the checkpoint as ``holdout``: LP-FT starts from a probe at
+            that L2 fitted without the validation part, and the model trained without it is
+            reported. Measured on eegmat: README "Real EEG".
         folds: cross-validation folds (at most the number of trials of the best-provided class,
             or of training subjects).
         cv_model: with ``selection: cv``, what is reported at the chosen checkpoint: ``refit``, one
@@ -114,7 +117,7 @@ class FinetuneConfig:
     patience: int | None = None
     engine: Literal["auto", "batched", "loop"] = "auto"
     recipe: Literal["lpft", "reference"] = "lpft"
-    selection: Literal["cv", "holdout"] = "cv"
+    selection: Literal["cv", "holdout", "cv_probe"] = "cv"
     folds: int = 3
     cv_model: Literal["refit", "ensemble"] = "refit"
     steps: int = 200
@@ -127,6 +130,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"finetune.ema_decay={self.ema_decay}: must be in [0, 1) (or null for no averaging)")
+        if self.selection not in ("cv", "holdout", "cv_probe"):
+            raise ValueError(f"finetune.selection={self.selection!r}: must be 'cv', 'holdout' or 'cv_probe'")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"finetune.lr_schedule={self.lr_schedule!r}: must be 'constant' or 'cosine'")
 

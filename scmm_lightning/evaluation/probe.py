@@ -167,13 +167,15 @@ class SelectedProbe:
     with the chosen ``l2``, the mean validation balanced accuracy over folds at it, each fold's
     probe at it (fitted on the fold's training rows: the heads LP-FT's fold models start from) and
     whether the choice sits at an end of the grid, strictly better than its neighbour (the optimum
-    may lie beyond it; a tie at the end is not reported)."""
+    may lie beyond it; a tie at the end is not reported); ``holdout_probe``: with ``holdout_fits``,
+    the probe at the chosen ``l2`` fitted on those rows (``selection: cv_probe``'s LP-FT head)."""
 
     probe: Probe
     l2: float
     val_balanced_accuracy: float
     fold_probes: list[Probe]
     at_edge: bool
+    holdout_probe: Probe | None = None
 
 
 def _validation_scores(
@@ -199,6 +201,7 @@ def select_and_fit_probes(
     l2_grid: Sequence[float] = L2_GRID,
     balanced: bool = False,
     batched: bool = True,
+    holdout_fits: list[Tensor] | None = None,
 ) -> list[SelectedProbe]:
     """For each task ``(x, y, folds)`` (``folds``: validation masks over the rows; one mask is a
     plain hold-out, K masks K-fold cross-validation): fit on each fold's other rows for every value
@@ -211,7 +214,9 @@ def select_and_fit_probes(
     so both engines give bit for bit the same probes, checked in ``tests/test_batched_evaluation.py``;
     fitted on a gathered copy of its rows a fold's solution differed in rounding (up to 1.5e-4 in a
     weight on the benchmark's probe call), and a near-tie between two L2 values there broke
-    differently). Each refit starts from the mean of its folds' solutions at the chosen L2, in both."""
+    differently). Each refit starts from the mean of its folds' solutions at the chosen L2, in both.
+    ``holdout_fits`` (one boolean mask over each task's rows): also fit, at the chosen L2 and from the
+    same start, a probe on those rows only (solved beside the refit on the task's shared rows)."""
     grid_values = list(map(float, l2_grid))
     grid = torch.tensor([grid_values], dtype=torch.float64)
     every = lambda x: torch.ones(len(x), dtype=torch.bool)  # noqa: E731
@@ -242,18 +247,26 @@ def select_and_fit_probes(
         tuple(torch.stack(v).mean(0) for v in zip(*(p.affine() for p in fold_probes)))
         for _, _, fold_probes, _ in chosen
     ]
+    extra = holdout_fits if holdout_fits is not None else [None] * len(tasks)
     if batched:
         l2_chosen = torch.tensor([[grid_values[g]] for g, *_ in chosen], dtype=torch.float64)
-        final = [r[0][0] for r in fit_linear_probes([(x, y, [every(x)]) for x, y, _ in tasks], l2_chosen,
-                                                    num_classes, balanced, starts)]  # fmt: skip
+        fits = [[every(x)] + ([] if mask is None else [mask]) for (x, _, _), mask in zip(tasks, extra)]
+        solved = fit_linear_probes([(x, y, f) for (x, y, _), f in zip(tasks, fits)], l2_chosen, num_classes, balanced,
+                                   starts)  # fmt: skip
+        final = [r[0][0] for r in solved]
+        held = [r[1][0] if len(r) > 1 else None for r in solved]
     else:
         final = [
             fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, rows=padded)
             for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)
         ]
+        held = [
+            None if mask is None else fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, mask, padded)
+            for (x, y, _), (g, *_), start, mask in zip(tasks, chosen, starts, extra)
+        ]
     return [
-        SelectedProbe(probe, grid_values[g], score, fold_probes, edge)
-        for probe, (g, score, fold_probes, edge) in zip(final, chosen)
+        SelectedProbe(probe, grid_values[g], score, fold_probes, edge, holdout)
+        for probe, holdout, (g, score, fold_probes, edge) in zip(final, held, chosen)
     ]
 
 

@@ -28,7 +28,9 @@ class Part:
     rows are reported per subject) and ``folds``, the (fit, validation) row masks that choose the
     probe's L2 and the fine-tuning checkpoint: one hold-out (``fit``, ``val``), or K
     cross-validation folds of every fine-tuning row (then ``val`` is empty and the reported model
-    is refitted on ``fit``, every fine-tuning row)."""
+    is refitted on ``fit``, every fine-tuning row). ``probe_folds``: the folds that choose the
+    probe's L2 where they differ from ``folds`` (``selection: cv_probe``: K folds over ``fit`` and
+    ``val`` for the probe, the hold-out for the checkpoint)."""
 
     key: int
     fit: Tensor
@@ -36,10 +38,13 @@ class Part:
     test: Tensor
     cross_subject: bool = False
     folds: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    probe_folds: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.folds:
             self.folds = [(self.fit, self.val)]
+        if not self.probe_folds:
+            self.probe_folds = self.folds
 
 
 def is_cross_subject(train: WindowDataset, test: WindowDataset) -> bool:
@@ -136,9 +141,16 @@ def protocol_parts(
     ``selection: holdout``: validation = the latest ``val_trials_per_class`` fine-tuning trial(s) of
     every class (cross-subject: the last ``val_subjects`` training subjects, or those listed);
     ``cv``: ``folds`` cross-validation folds over every fine-tuning row
-    (:func:`cross_validation_folds`)."""
+    (:func:`cross_validation_folds`); ``cv_probe``: the hold-out's parts, with those folds for the
+    probe (``Part.probe_folds``)."""
     if config.selection == "holdout":
         return _holdout_parts(train, test, config, subjects)
+    if config.selection == "cv_probe":
+        parts = _holdout_parts(train, test, config, subjects)
+        for part in parts:
+            rows = part.fit | part.val
+            part.probe_folds = cross_validation_folds(train.meta, rows, config.folds, part.cross_subject, part.key)
+        return parts
     cross = is_cross_subject(train, test)
     if cross:
         te = torch.ones(len(test), dtype=torch.bool)
@@ -321,8 +333,12 @@ def run_protocol(
             tasks = []
             for *_, part in probe_jobs:
                 rows = part.fit | part.val
-                tasks.append((h[rows], y[rows], [val[rows] for _, val in part.folds]))
-            fitted = select_and_fit_probes(tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop")
+                tasks.append((h[rows], y[rows], [val[rows] for _, val in part.probe_folds]))
+            # cv_probe's LP-FT head: the chosen L2 fitted on the hold-out's fine-tuning rows
+            heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if tuned and config.selection == "cv_probe" else None
+            fitted = select_and_fit_probes(
+                tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop", holdout_fits=heads
+            )
             h_test = embed(encoders[name], test.x) if "probe" in kinds else None
             for (_, _, part), sel in zip(probe_jobs, fitted):
                 selected[(name, part.key)] = sel
@@ -348,6 +364,8 @@ def run_protocol(
             if not lpft:
                 return None
             sel = selected[(name, part.key)]
+            if config.selection == "cv_probe":
+                return sel.holdout_probe.as_linear()
             return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
 
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
@@ -382,7 +400,7 @@ def run_protocol(
         else:
             first, owners = [], []
             for k, name, part in mine:
-                if config.selection == "holdout":
+                if config.selection in ("holdout", "cv_probe"):
                     ((fit, val),) = part.folds
                     groups = test.meta["subject"][part.test] if part.cross_subject else None
                     first.append(
@@ -398,7 +416,7 @@ def run_protocol(
             refits, refit_owners = [], []
             for k, name, part in mine:
                 mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
-                if config.selection == "holdout":
+                if config.selection in ("holdout", "cv_probe"):
                     finals.append(((k, name, part), mine_results[0], {}))
                     continue
                 chosen, val_figures = _cv_choice(mine_results)
