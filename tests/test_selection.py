@@ -326,7 +326,7 @@ def test_cv_probe_selection_probes_as_cv_and_fine_tunes_from_a_probe_fitted_with
     for name in encoders:
         for subject, probe in cv["probe"][name].items():
             other = hybrid["probe"][name][subject]
-            for key in ("l2", "accuracy", "balanced_accuracy", "val_balanced_accuracy"):
+            for key in ("l2", "accuracy", "balanced_accuracy", "val_balanced_accuracy", "n_finetune", "n_val", "folds"):
                 assert other[key] == probe[key], (name, subject, key)
     differs = 0
     for subject, tuned in hybrid["finetune"]["raw"].items():

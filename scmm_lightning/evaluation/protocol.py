@@ -350,7 +350,7 @@ def run_protocol(
                 metrics.update(fit_summary(sel.probe(h[rows]), y[rows], num_classes))
                 metrics.update(
                     l2=sel.l2, l2_at_edge=sel.at_edge, val_balanced_accuracy=sel.val_balanced_accuracy,
-                    **_sizes(part),
+                    **_sizes(part, probe=True),
                 )  # fmt: skip
                 done.append(("probe", name, part.key, metrics))
             if bar is not None and "probe" in kinds:
@@ -466,10 +466,14 @@ def run_protocol(
     return results
 
 
-def _sizes(part: Part) -> dict[str, int]:
-    """Rows the reported model was fitted on, validation rows (per fold, rounded mean) and folds."""
-    n_val = round(float(np.mean([int(val.sum()) for _, val in part.folds])))
-    return {"n_finetune": int(part.fit.sum()), "n_val": n_val, "folds": len(part.folds)}
+def _sizes(part: Part, probe: bool = False) -> dict[str, int]:
+    """Rows the reported model was fitted on, validation rows (per fold, rounded mean) and folds; of
+    the probe row (``probe``): the probe is refitted on every fine-tuning row, chosen on its own
+    folds (``Part.probe_folds``)."""
+    folds = part.probe_folds if probe else part.folds
+    n_val = round(float(np.mean([int(val.sum()) for _, val in folds])))
+    fitted = part.fit | part.val if probe else part.fit
+    return {"n_finetune": int(fitted.sum()), "n_val": n_val, "folds": len(folds)}
 
 
 def _scored(logits: Tensor, y: Tensor, groups: Tensor | None, num_classes: int) -> dict:
