@@ -93,12 +93,12 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, None, False, "cv-ensemble", "reference", None), (True, 2, False, "cv-ensemble", "lpft", None),
      (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8),
      (True, 2, False, "cv", "lpft-cosine", None), (False, None, False, "cv_probe", "lpft", None),
-     (True, 2, False, "cv_probe", "lpft", None)],
+     (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
          "lpft-cv-moving-average", "cross-subject-patience-moving-average", "lpft-cv-cosine-cross-subject-patience",
-         "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience"],
+         "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None

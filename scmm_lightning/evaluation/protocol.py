@@ -335,7 +335,8 @@ def run_protocol(
                 rows = part.fit | part.val
                 tasks.append((h[rows], y[rows], [val[rows] for _, val in part.probe_folds]))
             # cv_probe's LP-FT head: the chosen L2 fitted on the hold-out's fine-tuning rows
-            heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if tuned and config.selection == "cv_probe" else None
+            lpft_holdout_heads = tuned and config.recipe == "lpft" and config.selection == "cv_probe"
+            heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if lpft_holdout_heads else None
             fitted = select_and_fit_probes(
                 tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop", holdout_fits=heads
             )
