@@ -340,6 +340,8 @@ def test_cv_probe_selection_probes_as_cv_and_fine_tunes_from_a_probe_fitted_with
         assert tuned["accuracy"] == pytest.approx(want, abs=1.01 / int(te.sum())), subject  # a borderline window
         differs += tuned["accuracy"] != cv["finetune"]["raw"][subject]["accuracy"]
     assert differs, "the hold-out's head scored as the refitted probe everywhere: the check is weak"
+    with pytest.raises(ValueError, match="finetune.selection='cv_probes'"):
+        FinetuneConfig(selection="cv_probes")
 
 
 def test_cv_ensemble_at_checkpoint_zero_is_the_mean_of_the_fold_probes() -> None:
