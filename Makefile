@@ -11,7 +11,7 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)
 REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
 	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
 
-.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval bench-real bench-recipes bench-probe reproduce-seed2deap reproduce-all ablations
+.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval bench-real bench-recipes bench-probe rehearse-seed-iv reproduce-seed2deap reproduce-all ablations
 SETTING ?= experiments/ablations_synthetic.yaml
 
 help: ## show this help
@@ -54,6 +54,9 @@ bench-recipes: ## LP-FT/cv vs the reference recipe/hold-out on the synthetic pai
 
 bench-probe: ## raw-feature probe vs scikit-learn's LogisticRegressionCV on eegmat's cross-subject folds (needs the dev extra; last line JSON)
 	$(PYTHON) benchmarks/probe_vs_sklearn.py
+
+rehearse-seed-iv: ## the shipped SEED -> SEED-IV config end to end on full-size stand-in corpora in the official layouts (~2 min; needs the dev extra; last line JSON)
+	$(PYTHON) benchmarks/seed_iv_rehearsal.py
 
 reproduce-seed2deap: ## SEED -> DEAP valence end to end for SEEDS (default 0 1 2): make reproduce-seed2deap DATA_ROOT=/path
 	$(PYTHON) -m scmm_lightning reproduce --data_root "$(DATA_ROOT)" --seeds $(SEEDS) --configs experiments/seed_to_deap_valence.yaml
