@@ -27,8 +27,10 @@ encoders): ``lpft/cv`` (the shipped default: LP-FT from the probe, probe L2 and 
 earlier protocol: fresh head, ``--finetune_epochs`` epochs, probe L2 and epoch chosen on the
 rotating validation subjects). Per protocol: the probe and the fine-tuned figures, fine-tune -
 probe, and the gap between the best test balanced accuracy over checkpoints and the selected
-checkpoint's (what selection left on the table; a smaller gap is a better judge), beside the same gap
-in plain accuracy (eegmat's test parts are 75 % rest windows, so the best-accuracy checkpoint can be
+checkpoint's (what selection left on the table; a smaller gap is a better judge), the random-choice
+gap (best minus the mean over checkpoints: what a checkpoint drawn at random leaves on average; a
+selection gap above it means the validation figures did worse than chance at finding the checkpoints
+that test well), and the selection gap in plain accuracy (eegmat's test parts are 75 % rest windows, so the best-accuracy checkpoint can be
 one that calls everything rest). Each further protocol is compared with the first, paired by seed: the ratio of
 the fine-tuned figures' spreads over seeds with the Pitman-Morgan p-value of equal variances
 (``paired_spread_comparison``), and the selection gap's difference (bootstrap CI, Wilcoxon p): the
@@ -257,6 +259,7 @@ def main() -> None:
                             f"{tag}finetune_val_bacc": tune["val_balanced_accuracy"],
                             f"{tag}finetune_minus_probe": tune["balanced_accuracy"] - probe["balanced_accuracy"],
                             f"{tag}selection_gap": tune["balanced_selection_gap"],
+                            f"{tag}random_choice_gap": tune["random_choice_gap"],
                             f"{tag}accuracy_gap": tune["optimistic_best_test_acc"] - tune["accuracy"],
                         })  # fmt: skip
                     rows.append(row)
@@ -300,10 +303,12 @@ def main() -> None:
               f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | {c['n']} |")  # fmt: skip
     protocols, per_seed_rows = {}, {}
     print("\nprotocols on the same encoders: balanced accuracy (mean +/- std over seeds of subject means); "
-          "fine-tune - probe; selection gap = best test balanced accuracy over checkpoints - the selected one's "
+          "fine-tune - probe; selection gap = best test balanced accuracy over checkpoints - the selected one's; "
+          "random-choice gap = best - mean over checkpoints (what a uniformly random checkpoint leaves on average: "
+          "a selection gap above it is worse than chance) "
           "(over each model's test part); the same in plain accuracy (rewards predicting the majority class)")  # fmt: skip
-    print("| protocol | method | probe | fine-tune | fine-tune - probe | selection gap | accuracy gap |\n"
-          "|---|---|---|---|---|---|---|")  # fmt: skip
+    print("| protocol | method | probe | fine-tune | fine-tune - probe | selection gap | random-choice gap | "
+          "accuracy gap |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     for protocol in args.protocols:
         tag = "" if protocol == args.protocols[0] else f"{protocol}:"
         protocols[protocol] = {"eval_seconds": eval_seconds[protocol]}
@@ -311,7 +316,8 @@ def main() -> None:
             per_seed = {
                 key: [float(np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e]))
                       for e in range(args.seeds)]
-                for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap", "accuracy_gap")
+                for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap", "random_choice_gap",
+                            "accuracy_gap")
             }  # fmt: skip
             cells = {key: (float(np.mean(v)), float(np.std(v))) for key, v in per_seed.items()}
             protocols[protocol][m] = cells

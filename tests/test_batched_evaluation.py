@@ -27,6 +27,7 @@ METRICS = (
     "val_balanced_accuracy",
     "optimistic_best_test_acc",
     "balanced_selection_gap",
+    "random_choice_gap",
     "train_accuracy",
 )
 

@@ -227,6 +227,7 @@ def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
         curve = [balanced_accuracy_score(y[60:].numpy(), lg.argmax(1).numpy()) for lg in hand]  # scikit-learn's
         assert got["history"]["test_bacc"] == pytest.approx(curve, abs=1e-6)
         assert got["balanced_selection_gap"] == pytest.approx(max(curve) - curve[index], abs=1e-6)
+        assert got["random_choice_gap"] == pytest.approx(max(curve) - np.mean(curve), abs=1e-6)
     assert encoder.training is False  # the caller's encoder is untouched (copied)
 
 
@@ -398,6 +399,7 @@ def test_cv_ensemble_scores_the_fold_models_at_the_checkpoint_chosen_over_folds(
 
     balanced = [balanced_accuracy_score(y[80:].numpy(), predictions(c)) for c in range(4)]  # scikit-learn's
     assert got["balanced_selection_gap"] == pytest.approx(max(balanced) - balanced[chosen])
+    assert got["random_choice_gap"] == pytest.approx(max(balanced) - np.mean(balanced))
     assert got["best_step"] == config.checkpoints()[chosen]
     assert got["accuracy"] == pytest.approx(accuracy(chosen))
     assert got["optimistic_best_test_acc"] == pytest.approx(max(accuracy(c) for c in range(4)))

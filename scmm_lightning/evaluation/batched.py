@@ -31,7 +31,14 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..model import ClassifierHead
-from .finetune import FinetuneConfig, balanced_selection_gap, batch_stream, finetune, fit_summary
+from .finetune import (
+    FinetuneConfig,
+    balanced_selection_gap,
+    batch_stream,
+    finetune,
+    fit_summary,
+    random_choice_gap,
+)
 from .metrics import classification_metrics, present_class_balanced_accuracies
 from .probe import module_device
 
@@ -729,7 +736,8 @@ def _train_stack(
             best_epoch=None if lpft else e, best_step=points[e] if lpft else None, val_acc=h["val_acc"][e],
             val_balanced_accuracy=h["val_bacc"][e],
             val_loss=h["val_loss"][e], optimistic_best_test_acc=max((a for a in h["test_acc"] if a == a), default=float("nan")),
-            balanced_selection_gap=balanced_selection_gap(h["test_bacc"], e), history=h,
+            balanced_selection_gap=balanced_selection_gap(h["test_bacc"], e),
+            random_choice_gap=random_choice_gap(h["test_bacc"]), history=h,
         )  # fmt: skip
         out.append(metrics)
     return out

@@ -16,7 +16,14 @@ from ..datamodules import WindowDataset
 from ..distributed import gather_objects, world
 from ..seeding import subject_seed
 from .batched import FinetuneJob, finetune_batched
-from .finetune import FinetuneConfig, balanced_selection_gap, finetune, fit_summary, split_finetune_validation
+from .finetune import (
+    FinetuneConfig,
+    balanced_selection_gap,
+    finetune,
+    fit_summary,
+    random_choice_gap,
+    split_finetune_validation,
+)
 from .metrics import classification_metrics, present_class_balanced_accuracy
 from .probe import L2_GRID, SelectedProbe, embed, module_device, select_and_fit_probes
 
@@ -270,6 +277,7 @@ def _ensemble_metrics(
         best_step=config.checkpoints()[chosen] if lpft else None,
         optimistic_best_test_acc=max(curve) if curve else float("nan"),
         balanced_selection_gap=balanced_selection_gap(balanced_curve, chosen),
+        random_choice_gap=random_choice_gap(balanced_curve),
     )
     return metrics
 

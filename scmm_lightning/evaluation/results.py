@@ -41,6 +41,7 @@ COLUMNS = (
     "val_acc",
     "optimistic_best_test_acc",
     "balanced_selection_gap",
+    "random_choice_gap",
     "n_finetune",
     "n_val",
     "n_test",
