@@ -94,12 +94,14 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, None, False, "cv-ensemble", "reference", None), (True, 2, False, "cv-ensemble", "lpft", None),
      (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8),
      (True, 2, False, "cv", "lpft-cosine", None), (False, None, False, "cv_probe", "lpft", None),
-     (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None)],
+     (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None),
+     (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
          "lpft-cv-moving-average", "cross-subject-patience-moving-average", "lpft-cv-cosine-cross-subject-patience",
-         "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference"],
+         "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference",
+         "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
@@ -110,7 +112,7 @@ def test_batched_engine_equals_the_loop(
     head, two learning rates, the encoder's BatchNorm frozen or not, a step budget with checkpoints
     every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose, or
     the fold models' ensemble there, which needs every checkpoint's weights kept; the weights' moving
-    average scored instead of the weights)."""
+    average scored instead of the weights; each fold model's head at the L2 its other folds chose)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
@@ -118,7 +120,8 @@ def test_batched_engine_equals_the_loop(
         if recipe.startswith("lpft"):
             budget = dict(recipe="lpft", steps=30, eval_every=5, lr=3e-3, encoder_lr=1e-3,
                           freeze_batchnorm=recipe != "lpft-batchnorm",
-                          lr_schedule="cosine" if recipe == "lpft-cosine" else "constant")  # fmt: skip
+                          lr_schedule="cosine" if recipe == "lpft-cosine" else "constant",
+                          fold_head_l2="other_folds" if recipe == "lpft-other-folds" else "shared")  # fmt: skip
         else:
             budget["recipe"] = "reference"
         config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,

@@ -404,3 +404,41 @@ def test_cv_ensemble_scores_the_fold_models_at_the_checkpoint_chosen_over_folds(
     assert got["accuracy"] == pytest.approx(accuracy(chosen))
     assert got["optimistic_best_test_acc"] == pytest.approx(max(accuracy(c) for c in range(4)))
     assert len(results[0]["history"]["states"]) == 4  # checkpoints 0, 4, 8, 12
+
+
+def test_other_folds_heads_start_each_fold_model_from_the_l2_its_other_folds_chose() -> None:
+    """``fold_head_l2: other_folds`` with no steps and the fold models' ensemble reported: the row is
+    the mean softmax of each fold's probe at the L2 best on the OTHER folds' validation rows (balanced
+    accuracy by scikit-learn, probes fitted by hand as the loop fits them), while the probe row keeps
+    the L2 chosen on all folds; somewhere a fold's L2 differs from it (so the check can fail)."""
+    grid = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    train, test = noisy_target(subjects=(1, 2, 3), signal=0.5, seed=2)
+    config = FinetuneConfig(steps=0, cv_model="ensemble", engine="loop", fold_head_l2="other_folds")
+    res = run_protocol({"raw": FlattenFeatures(4, 5)}, train, test, 3, config, 0, ("probe", "finetune"), l2_grid=grid)
+    shared = run_protocol({"raw": FlattenFeatures(4, 5)}, train, test, 3, FinetuneConfig(folds=3), 0, ("probe",),
+                          l2_grid=grid)["probe"]["raw"]  # fmt: skip
+    h, h_test = train.x.flatten(1), test.x.flatten(1)
+    y, test_y = train.meta["label"], test.meta["label"]
+    parts = protocol_parts(train, test, config)
+    padded = max(int((p.fit | p.val).sum()) for p in parts)
+    differs = 0
+    for part in parts:
+        rows = part.fit | part.val
+        probes = [[fit_linear_probe(h[rows], y[rows], 3, l2, fit=fit[rows], rows=padded) for l2 in grid]
+                  for fit, _ in part.folds]  # fmt: skip
+        scores = [[balanced_accuracy_score(y[val].numpy(), p(h[val]).argmax(1).numpy()) for p in per_l2]
+                  for per_l2, (_, val) in zip(probes, part.folds)]  # fmt: skip
+        probs = np.zeros((int(part.test.sum()), 3))
+        for f in range(len(part.folds)):
+            others = [round(float(np.mean([scores[g][i] for g in range(len(part.folds)) if g != f])), 9)
+                      for i in range(len(grid))]  # fmt: skip
+            best = max(range(len(grid)), key=lambda i: (others[i], grid[i]))  # ties: the stronger penalty
+            differs += grid[best] != shared[part.key]["l2"]
+            probs += torch.softmax(probes[f][best](h_test[part.test]).double(), 1).numpy()
+        want = float((probs.argmax(1) == test_y[part.test].numpy()).mean())
+        tuned = res["finetune"]["raw"][part.key]
+        assert tuned["accuracy"] == pytest.approx(want) and tuned["best_step"] == 0, part.key
+        assert res["probe"]["raw"][part.key]["l2"] == shared[part.key]["l2"]  # the probe row: all folds' choice
+    assert differs, "every fold's other-folds L2 equals the shared one: the check is weak"
+    with pytest.raises(ValueError, match="finetune.fold_head_l2='own'"):
+        FinetuneConfig(fold_head_l2="own")

@@ -103,6 +103,14 @@ class FinetuneConfig:
             what a checkpoint scores depends less on the last few batches, so the validation figure
             that chooses it and the test figure it reports should swing less. ``1 - 1 / eval_every``
             averages over about one checkpoint interval. Measured on eegmat: README "Real EEG".
+        fold_head_l2: ``lpft`` with ``selection: cv``: the L2 of the probe each fold model starts from.
+            ``shared``: the L2 chosen by the mean over all K folds, fold f's own validation rows included,
+            so checkpoint 0's figure on fold f carries that choice's optimism (the best of the grid on
+            those very rows) and the checkpoint choice, on the same rows, compares a selected probe
+            with fine-tuned checkpoints that were not selected; ``other_folds``: fold f's head at the L2
+            best on the other K - 1 folds' validation rows (each fold's L2 chosen without its own
+            validation rows, as in nested cross-validation). The probe row and the refit's head are the
+            same either way (the L2 chosen on all folds). Measured on eegmat: README "Real EEG".
     """
 
     epochs: int = 50
@@ -126,6 +134,7 @@ class FinetuneConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     freeze_batchnorm: bool = True
     ema_decay: float | None = None
+    fold_head_l2: Literal["shared", "other_folds"] = "shared"
 
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
@@ -134,6 +143,8 @@ class FinetuneConfig:
             raise ValueError(f"finetune.selection={self.selection!r}: must be 'cv', 'holdout' or 'cv_probe'")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"finetune.lr_schedule={self.lr_schedule!r}: must be 'constant' or 'cosine'")
+        if self.fold_head_l2 not in ("shared", "other_folds"):
+            raise ValueError(f"finetune.fold_head_l2={self.fold_head_l2!r}: must be 'shared' or 'other_folds'")
 
     def lr_factor(self, step: int) -> float:
         """``lpft``: the factor on both learning rates at optimizer step ``step`` (0-based): 1, or with

@@ -168,7 +168,9 @@ class SelectedProbe:
     probe at it (fitted on the fold's training rows: the heads LP-FT's fold models start from) and
     whether the choice sits at an end of the grid, strictly better than its neighbour (the optimum
     may lie beyond it; a tie at the end is not reported); ``holdout_probe``: with ``holdout_fits``,
-    the probe at the chosen ``l2`` fitted on those rows (``selection: cv_probe``'s LP-FT head)."""
+    the probe at the chosen ``l2`` fitted on those rows (``selection: cv_probe``'s LP-FT head);
+    ``fold_heads``: the probe of each fold its LP-FT fold model starts from (``fold_probes``, or with
+    ``fold_heads="other_folds"`` each at the L2 chosen on the other folds)."""
 
     probe: Probe
     l2: float
@@ -176,12 +178,13 @@ class SelectedProbe:
     fold_probes: list[Probe]
     at_edge: bool
     holdout_probe: Probe | None = None
+    fold_heads: list[Probe] | None = None
 
 
 def _validation_scores(
     x: Tensor, y: Tensor, per_fold: list[list[Probe]], folds: list[Tensor], num_classes: int
 ) -> Tensor:
-    """Each grid value's mean over folds of its probe's balanced accuracy on the fold's validation
+    """Each fold's (rows) and grid value's (columns) probe's balanced accuracy on the fold's validation
     rows (``Probe.__call__``'s formula, every value of a fold in one batched product; both engines
     score this way)."""
     per_value = []
@@ -192,7 +195,20 @@ def _validation_scores(
         target = y[val].expand(len(probes), -1)
         per_value.append(present_class_balanced_accuracies(logits, target, torch.ones_like(target, dtype=torch.bool),
                                                            num_classes).double())  # fmt: skip
-    return torch.stack(per_value).mean(0)
+    return torch.stack(per_value)
+
+
+TIE = 1e-6  # scores closer than this tie: means of float32 recalls that are equal in exact arithmetic
+# differ by up to ~1e-7 (two 2-fold means of 34/72 came out 0.47222222388 and 0.47222220898, which
+# rounding to 9 decimals kept apart), while balanced accuracies that really differ do so by about
+# 1 / (classes x validation rows) or more
+
+
+def _best(scores: list[float], grid_values: list[float]) -> int:
+    """The grid value with the best score, scores within ``TIE`` of the best tying (ties: the
+    stronger penalty)."""
+    top = max(scores)
+    return max((g for g in range(len(grid_values)) if scores[g] >= top - TIE), key=lambda g: grid_values[g])
 
 
 def select_and_fit_probes(
@@ -202,6 +218,7 @@ def select_and_fit_probes(
     balanced: bool = False,
     batched: bool = True,
     holdout_fits: list[Tensor] | None = None,
+    fold_heads: str = "shared",
 ) -> list[SelectedProbe]:
     """For each task ``(x, y, folds)`` (``folds``: validation masks over the rows; one mask is a
     plain hold-out, K masks K-fold cross-validation): fit on each fold's other rows for every value
@@ -216,7 +233,10 @@ def select_and_fit_probes(
     weight on the benchmark's probe call), and a near-tie between two L2 values there broke
     differently). Each refit starts from the mean of its folds' solutions at the chosen L2, in both.
     ``holdout_fits`` (one boolean mask over each task's rows): also fit, at the chosen L2 and from the
-    same start, a probe on those rows only (solved beside the refit on the task's shared rows)."""
+    same start, a probe on those rows only (solved beside the refit on the task's shared rows).
+    ``fold_heads``: which probe of each fold LP-FT's fold model starts from (``fold_heads`` of the
+    result): ``shared``, the fold's probe at the chosen L2; ``other_folds``, at the L2 best on the
+    other folds' validation rows (``FinetuneConfig.fold_head_l2``)."""
     grid_values = list(map(float, l2_grid))
     grid = torch.tensor([grid_values], dtype=torch.float64)
     every = lambda x: torch.ones(len(x), dtype=torch.bool)  # noqa: E731
@@ -232,15 +252,23 @@ def select_and_fit_probes(
              for val in folds]
             for x, y, folds in tasks
         ]  # fmt: skip
-    chosen = []
+    chosen, heads = [], []
     for (x, y, folds), per_fold in zip(tasks, per_task):
-        # rounded: fold means of float32 recalls that are equal in exact arithmetic must tie
-        scores = [round(v, 9) for v in _validation_scores(x, y, per_fold, folds, num_classes).tolist()]
-        best = max(range(len(grid_values)), key=lambda g: (scores[g], grid_values[g]))
+        per_fold_scores = _validation_scores(x, y, per_fold, folds, num_classes)
+        scores = per_fold_scores.mean(0).tolist()
+        best = _best(scores, grid_values)
         # at an edge AND strictly better than its inner neighbour: the optimum may lie beyond the grid
         inner = 1 if best == 0 else len(grid_values) - 2
-        edge = len(grid_values) > 1 and best in (0, len(grid_values) - 1) and scores[best] > scores[inner]
-        chosen.append((best, scores[best], [probes[best] for probes in per_fold], edge))
+        edge = len(grid_values) > 1 and best in (0, len(grid_values) - 1) and scores[best] > scores[inner] + TIE
+        chosen.append((best, round(scores[best], 9), [probes[best] for probes in per_fold], edge))
+        if fold_heads == "other_folds" and len(folds) > 1:  # fold f's L2 from the other folds' rows only
+            others = [
+                _best(torch.cat([per_fold_scores[:f], per_fold_scores[f + 1 :]]).mean(0).tolist(), grid_values)
+                for f in range(len(folds))
+            ]  # fmt: skip
+            heads.append([probes[g] for probes, g in zip(per_fold, others)])
+        else:
+            heads.append(None)
     # each refit starts from the mean of its folds' solutions at the chosen L2 (the same optimum:
     # 23 vs 34 (CNN) and 18 vs 29 (raw features) iterations on average on the benchmark's probe call)
     starts = [
@@ -265,8 +293,8 @@ def select_and_fit_probes(
             for (x, y, _), (g, *_), start, mask in zip(tasks, chosen, starts, extra)
         ]
     return [
-        SelectedProbe(probe, grid_values[g], score, fold_probes, edge, holdout)
-        for probe, holdout, (g, score, fold_probes, edge) in zip(final, held, chosen)
+        SelectedProbe(probe, grid_values[g], score, fold_probes, edge, holdout, own or fold_probes)
+        for probe, holdout, (g, score, fold_probes, edge), own in zip(final, held, chosen, heads)
     ]
 
 

@@ -346,7 +346,13 @@ def run_protocol(
             lpft_holdout_heads = tuned and config.recipe == "lpft" and config.selection == "cv_probe"
             heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if lpft_holdout_heads else None
             fitted = select_and_fit_probes(
-                tasks, num_classes, l2_grid, balanced_probe, batched=config.engine != "loop", holdout_fits=heads
+                tasks,
+                num_classes,
+                l2_grid,
+                balanced_probe,
+                batched=config.engine != "loop",
+                holdout_fits=heads,
+                fold_heads=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
             )
             h_test = embed(encoders[name], test.x) if "probe" in kinds else None
             for (_, _, part), sel in zip(probe_jobs, fitted):
@@ -375,7 +381,7 @@ def run_protocol(
             sel = selected[(name, part.key)]
             if config.selection == "cv_probe":
                 return sel.holdout_probe.as_linear()
-            return (sel.probe if fold is None else sel.fold_probes[fold]).as_linear()
+            return (sel.probe if fold is None else sel.fold_heads[fold]).as_linear()
 
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
