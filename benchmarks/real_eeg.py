@@ -30,9 +30,9 @@ probe, and the gap between the best test balanced accuracy over checkpoints and 
 checkpoint's (what selection left on the table; a smaller gap is a better judge), the random-choice
 gap (best minus the mean over checkpoints: what a checkpoint drawn at random leaves on average; a
 selection gap above it means the validation figures did worse than chance at finding the checkpoints
-that test well), and the selection gap in plain accuracy (eegmat's test parts are 75 % rest windows, so the best-accuracy checkpoint can be
-one that calls everything rest). Each further protocol is compared with the first, paired by seed: the ratio of
-the fine-tuned figures' spreads over seeds with the Pitman-Morgan p-value of equal variances
+that test well), and the selection gap in plain accuracy (eegmat's test parts are 75 % rest
+windows, so the best-accuracy checkpoint can be one that calls everything rest). Each further
+protocol is compared with the first, paired by seed: the ratio of the fine-tuned figures' spreads over seeds with the Pitman-Morgan p-value of equal variances
 (``paired_spread_comparison``), and the selection gap's difference (bootstrap CI, Wilcoxon p): the
 standard deviation of a handful of seeds is itself uncertain by about half its value.
 

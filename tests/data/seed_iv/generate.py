@@ -11,13 +11,15 @@ random (the tests' fixture); with ``signal`` > 0 the DE features carry a planted
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
 DATES = {1: "20160518", 2: "20160601", 3: "20160615"}
-# the official per-session label tables (0 neutral, 1 sad, 2 fear, 3 happy; ../shared/reference/corpora.md)
+# the official per-session label tables (0 neutral, 1 sad, 2 fear, 3 happy; ../shared/reference/corpora.md),
+# copied here rather than imported from the reader: a wrong table in the reader then fails the rehearsal
 LABELS = {
     1: [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3],
     2: [2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1],
@@ -26,7 +28,9 @@ LABELS = {
 FEATURE_KEYS = ("de_LDS", "de_movingAve", "psd_LDS", "psd_movingAve")
 
 
-def planted_effects(subjects: tuple[int, ...], signal: float, trial_effect: float, seed: int) -> dict:
+def planted_effects(
+    subjects: tuple[int, ...], signal: float, trial_effect: float, seed: int
+) -> Callable[[int, int, int, int], np.ndarray]:
     """The planted structure of a DE value (62 electrodes x 5 bands), in units of the per-window noise's
     standard deviation (2): subject offset ~ N(0, 1) per feature; class c's effect ``signal`` x
     (P_c + Q_{s,c}) / sqrt(2), a pattern shared by every subject (P_c ~ N(0, 1) per feature) plus one
