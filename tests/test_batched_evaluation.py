@@ -182,6 +182,32 @@ def test_the_probe_solver_reaches_scikit_learns_optimum() -> None:
         assert (np.argmax(x @ weight[0, g].numpy() + bias[0, g].numpy(), 1) == ref.predict(x)).all()
 
 
+def test_a_two_class_probe_is_scikit_learns_binary_logistic_regression() -> None:
+    """Two classes (DEAP's targets): the loss's gradient in the two logits sums to 0, so from 0 the
+    solver's two weight columns stay (-w / 2, w / 2) and the penalty l2 ||W||^2 is l2 ||w||^2 / 2:
+    scikit-learn's binary LogisticRegression with C = 1 / (l2 n) (not the multinomial 1 / (2 l2 n)),
+    whose w and intercept the columns' difference must equal."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from scmm_lightning.evaluation.logistic import solve_logistic
+
+    rng = np.random.default_rng(1)
+    n, d = 240, 20
+    y = rng.integers(0, 2, n)
+    x = rng.standard_normal((n, d))
+    x[:, :2] += 1.5 * np.eye(2)[y]
+    x = (x - x.mean(0)) / x.std(0, ddof=1)
+    grid = [1e-3, 1e-2, 1e-1]
+    weight, bias, *_ = solve_logistic(
+        torch.tensor(x)[None], torch.tensor(y)[None], torch.ones(1, 3, n), torch.tensor([grid]), 2, max_iter=2000,
+        tol=1e-8,
+    )  # fmt: skip
+    for g, l2 in enumerate(grid):
+        ref = sklearn.LogisticRegression(C=1 / (l2 * n), tol=1e-10, max_iter=10_000).fit(x, y)
+        torch.testing.assert_close(weight[0, g, :, 0], -weight[0, g, :, 1], rtol=0, atol=1e-9)
+        np.testing.assert_allclose((weight[0, g, :, 1] - weight[0, g, :, 0]).numpy(), ref.coef_[0], atol=1e-5)
+        np.testing.assert_allclose(float(bias[0, g, 1] - bias[0, g, 0]), ref.intercept_[0], atol=1e-5)
+
+
 def test_probes_sharing_a_tasks_rows_are_the_probes_fitted_alone() -> None:
     """``fit_linear_probes`` fits each fold on the task's shared rows (the other rows weighted 0,
     the fold's standardisation folded into the weights). Against scikit-learn fitted on the fold's
