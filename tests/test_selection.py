@@ -15,7 +15,7 @@ from torch import nn
 
 from scmm_lightning.datamodules import WindowDataset
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, finetune, run_protocol
-from scmm_lightning.evaluation.probe import fit_linear_probe
+from scmm_lightning.evaluation.probe import fit_linear_probe, select_and_fit_probes
 from scmm_lightning.evaluation.protocol import _cv_choice, cross_validation_folds, protocol_parts
 from scmm_lightning.model import CNNEncoder
 
@@ -442,3 +442,5 @@ def test_other_folds_heads_start_each_fold_model_from_the_l2_its_other_folds_cho
     assert differs, "every fold's other-folds L2 equals the shared one: the check is weak"
     with pytest.raises(ValueError, match="finetune.fold_head_l2='own'"):
         FinetuneConfig(fold_head_l2="own")
+    with pytest.raises(ValueError, match="fold_head_l2='own'"):  # the solver's own entry point too
+        select_and_fit_probes([(h[:6], y[:6], [torch.arange(6) < 3])], 3, grid, fold_head_l2="own")

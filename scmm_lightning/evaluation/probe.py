@@ -170,7 +170,7 @@ class SelectedProbe:
     may lie beyond it; a tie at the end is not reported); ``holdout_probe``: with ``holdout_fits``,
     the probe at the chosen ``l2`` fitted on those rows (``selection: cv_probe``'s LP-FT head);
     ``fold_heads``: the probe of each fold its LP-FT fold model starts from (``fold_probes``, or with
-    ``fold_heads="other_folds"`` each at the L2 chosen on the other folds)."""
+    ``fold_head_l2="other_folds"`` each at the L2 chosen on the other folds)."""
 
     probe: Probe
     l2: float
@@ -218,7 +218,7 @@ def select_and_fit_probes(
     balanced: bool = False,
     batched: bool = True,
     holdout_fits: list[Tensor] | None = None,
-    fold_heads: str = "shared",
+    fold_head_l2: str = "shared",
 ) -> list[SelectedProbe]:
     """For each task ``(x, y, folds)`` (``folds``: validation masks over the rows; one mask is a
     plain hold-out, K masks K-fold cross-validation): fit on each fold's other rows for every value
@@ -234,9 +234,11 @@ def select_and_fit_probes(
     differently). Each refit starts from the mean of its folds' solutions at the chosen L2, in both.
     ``holdout_fits`` (one boolean mask over each task's rows): also fit, at the chosen L2 and from the
     same start, a probe on those rows only (solved beside the refit on the task's shared rows).
-    ``fold_heads``: which probe of each fold LP-FT's fold model starts from (``fold_heads`` of the
+    ``fold_head_l2``: which probe of each fold LP-FT's fold model starts from (``fold_heads`` of the
     result): ``shared``, the fold's probe at the chosen L2; ``other_folds``, at the L2 best on the
     other folds' validation rows (``FinetuneConfig.fold_head_l2``)."""
+    if fold_head_l2 not in ("shared", "other_folds"):
+        raise ValueError(f"fold_head_l2={fold_head_l2!r}: must be 'shared' or 'other_folds' (finetune.fold_head_l2)")
     grid_values = list(map(float, l2_grid))
     grid = torch.tensor([grid_values], dtype=torch.float64)
     every = lambda x: torch.ones(len(x), dtype=torch.bool)  # noqa: E731
@@ -261,7 +263,7 @@ def select_and_fit_probes(
         inner = 1 if best == 0 else len(grid_values) - 2
         edge = len(grid_values) > 1 and best in (0, len(grid_values) - 1) and scores[best] > scores[inner] + TIE
         chosen.append((best, round(scores[best], 9), [probes[best] for probes in per_fold], edge))
-        if fold_heads == "other_folds" and len(folds) > 1:  # fold f's L2 from the other folds' rows only
+        if fold_head_l2 == "other_folds" and len(folds) > 1:  # fold f's L2 from the other folds' rows only
             others = [
                 _best(torch.cat([per_fold_scores[:f], per_fold_scores[f + 1 :]]).mean(0).tolist(), grid_values)
                 for f in range(len(folds))

@@ -352,7 +352,7 @@ def run_protocol(
                 balanced_probe,
                 batched=config.engine != "loop",
                 holdout_fits=heads,
-                fold_heads=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
+                fold_head_l2=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
             )
             h_test = embed(encoders[name], test.x) if "probe" in kinds else None
             for (_, _, part), sel in zip(probe_jobs, fitted):
