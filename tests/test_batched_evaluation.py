@@ -95,13 +95,15 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, None, False, "cv", "lpft", 0.8), (True, 2, False, "holdout", "reference", 0.8),
      (True, 2, False, "cv", "lpft-cosine", None), (False, None, False, "cv_probe", "lpft", None),
      (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None),
-     (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None)],
+     (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None),
+     (True, 2, False, "cv", "lpft-balanced", None), (True, None, False, "cv-ensemble", "lpft-balanced", 0.8)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
          "lpft-cv-moving-average", "cross-subject-patience-moving-average", "lpft-cv-cosine-cross-subject-patience",
          "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference",
-         "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience"],
+         "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience",
+         "lpft-cv-balanced-loss-cross-subject-patience", "lpft-cv-ensemble-balanced-loss-moving-average"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
@@ -112,7 +114,8 @@ def test_batched_engine_equals_the_loop(
     head, two learning rates, the encoder's BatchNorm frozen or not, a step budget with checkpoints
     every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose, or
     the fold models' ensemble there, which needs every checkpoint's weights kept; the weights' moving
-    average scored instead of the weights; each fold model's head at the L2 its other folds chose)."""
+    average scored instead of the weights; each fold model's head at the L2 its other folds chose;
+    from a class-balanced probe, the class-balanced loss on the cross-subject parts' unequal classes)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
@@ -128,7 +131,8 @@ def test_batched_engine_equals_the_loop(
                                 val_subjects=1, selection=selection.split("-")[0], folds=3,
                                 cv_model="ensemble" if selection.endswith("ensemble") else "refit", ema_decay=ema,
                                 **budget)  # fmt: skip
-        results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"))
+        results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"),
+                                       balanced_probe=recipe == "lpft-balanced")  # fmt: skip
     assert_same(results["loop"], results["batched"])
     key = "best_step" if recipe.startswith("lpft") else "best_epoch"
     chosen = [r[key] for r in results["batched"]["finetune"]["cnn"].values()]

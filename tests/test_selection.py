@@ -161,10 +161,11 @@ def test_cv_choice_is_the_best_mean_fold_checkpoint() -> None:
     assert figures["val_loss"] == pytest.approx(0.75)
 
 
-def _lpft_by_hand(encoder, head, x, y, config, seed):  # noqa: ANN001, ANN202
+def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None):  # noqa: ANN001, ANN202
     """LP-FT as documented, written out: Adam with two parameter groups (encoder at encoder_lr,
     head at lr), constant rates (or, with ``lr_schedule: cosine``, step t at the rates times
-    (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass."""
+    (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass;
+    ``weight``: per-class weights of the loss, each batch's weighted mean written out."""
     model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head))
     opt = torch.optim.Adam(
         [{"params": model[1].parameters(), "lr": config.lr}, {"params": model[0].parameters(), "lr": config.encoder_lr}],
@@ -184,7 +185,12 @@ def _lpft_by_hand(encoder, head, x, y, config, seed):  # noqa: ANN001, ANN202
                 factor = (1 + math.cos(math.pi * steps / config.steps)) / 2
                 opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = config.lr * factor, config.encoder_lr * factor
             opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            if weight is None:
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            else:
+                per_row = -torch.log_softmax(model(x[idx]), 1)[torch.arange(len(idx)), y[idx]]
+                total = sum(weight[int(c)] * loss for c, loss in zip(y[idx], per_row))
+                (total / sum(weight[int(c)] for c in y[idx])).backward()
             opt.step()
             steps += 1
             if steps % config.eval_every == 0:
@@ -229,6 +235,103 @@ def test_lpft_starts_at_the_probe_and_trains_as_documented() -> None:
         assert got["balanced_selection_gap"] == pytest.approx(max(curve) - curve[index], abs=1e-6)
         assert got["random_choice_gap"] == pytest.approx(max(curve) - np.mean(curve), abs=1e-6)
     assert encoder.training is False  # the caller's encoder is untouched (copied)
+
+
+def test_lpft_class_balanced_loss_is_the_balanced_probes_objective() -> None:
+    """``class_balanced_loss``: every checkpoint equals the hand-written loop whose batch loss is the
+    mean cross-entropy weighted by n / (K n_class) over the fine-tuning rows (counted here by hand),
+    and differs from the plain loss's. Why it exists: at a class-balanced probe the gradient of the
+    balanced loss over all fine-tuning rows with respect to the head's bias (not penalised) is ~0
+    (the probe's optimum), while the plain loss's is not (it pulls towards the frequent class)."""
+    torch.manual_seed(1)
+    x = torch.randn(80, 6, 5)
+    y = (x[:, 0, 0] + 0.6 * torch.randn(80) > 0.8).long()  # ~25 % class 1
+    encoder = CNNEncoder(6, 5, widths=(8, 8)).eval()
+    with torch.no_grad():
+        h = encoder(x)
+    head = fit_linear_probe(h, y, 2, l2=1e-3, balanced=True).as_linear()
+    counts = [int((y == c).sum()) for c in (0, 1)]
+    assert min(counts) < 0.4 * len(y)  # unequal classes, or the weights would all be 1
+    weight = torch.tensor([len(y) / (2 * n) for n in counts])
+    grads = {}
+    for name, w in (("balanced", weight), ("plain", None)):
+        probe = copy.deepcopy(head)
+        nn.functional.cross_entropy(probe(h), y, weight=w).backward()
+        grads[name] = probe.bias.grad.abs().max().item()
+    assert grads["balanced"] < 1e-3 < 0.05 < grads["plain"]
+    runs = {}
+    for balanced in (True, False):
+        config = FinetuneConfig(steps=8, eval_every=2, batch_size=16, lr=5e-2, encoder_lr=1e-2,
+                                class_balanced_loss=balanced)  # fmt: skip
+        got = finetune(encoder, 2, (x, y), (x[:0], y[:0]), (x, y), config, seed=3, head=head, select_at=4,
+                       keep_states=True)  # fmt: skip
+        runs[balanced] = got["history"]["states"][-1]["1.weight"]
+        if balanced:
+            hand = _lpft_by_hand(encoder, head, x, y, config, seed=3, weight=weight)
+            model = got["module"].eval()
+            for index, state in enumerate(got["history"]["states"]):
+                model.load_state_dict(state)
+                with torch.no_grad():
+                    torch.testing.assert_close(model(x), hand[index], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(runs[True], runs[False])
+
+
+def test_the_class_balanced_loss_follows_the_probe_unless_set() -> None:
+    """``class_balanced_loss: null`` resolves in ``run_protocol``: LP-FT from a class-balanced probe
+    fine-tunes on the balanced loss (the same figures as setting it true), without one on the plain
+    loss (as setting it false); the reference recipe's fresh head stays on the plain loss."""
+    train, test = _target_with_unequal_classes()
+    enc = {"raw": FlattenFeatures(6, 5)}
+    common = dict(recipe="lpft", steps=12, eval_every=4, batch_size=16, lr=5e-2, folds=2)
+
+    def run(balanced_probe: bool, **kw) -> list[float]:  # noqa: ANN003
+        res = run_protocol(enc, train, test, 2, FinetuneConfig(**{**common, **kw}), 5, ("finetune",),
+                           balanced_probe=balanced_probe)["finetune"]["raw"]  # fmt: skip
+        keys = ("balanced_accuracy", "val_balanced_accuracy", "val_loss", "random_choice_gap", "train_accuracy")
+        return [round(float(r[k]), 6) for r in res.values() for k in keys]
+
+    assert run(True) == run(True, class_balanced_loss=True) != run(True, class_balanced_loss=False)
+    assert run(False) == run(False, class_balanced_loss=False) != run(False, class_balanced_loss=True)
+    ref = dict(recipe="reference", epochs=3, selection="holdout")
+    assert run(True, **ref) == run(True, **ref, class_balanced_loss=False)
+
+
+def test_cross_corpus_transfer_balanced_gives_the_balanced_protocols_rows(tmp_path) -> None:  # noqa: ANN001
+    """``CrossCorpusTransfer(balanced=True)`` (the own-recordings and BIDS configs set it): its rows
+    carry the figures of ``run_protocol`` with class-balanced probes (and LP-FT on their loss), not
+    the plain ones."""
+    from types import SimpleNamespace
+
+    from scmm_lightning.callbacks import CrossCorpusTransfer
+
+    train, test = _target_with_unequal_classes()
+    encoder = FlattenFeatures(6, 5)
+    config = FinetuneConfig(recipe="lpft", steps=12, eval_every=4, batch_size=16, lr=5e-2, folds=2)
+    target = SimpleNamespace(train_set=train, test_set=test, num_classes=2, class_names=("low", "high"))
+    keys = ("probe_balanced_accuracy", "balanced_accuracy", "val_balanced_accuracy", "train_accuracy")
+    want = {}
+    for balanced in (True, False):
+        res = run_protocol({"pretrained": encoder}, train, test, 2, config, 0, ("probe", "finetune"),
+                           balanced_probe=balanced)["finetune"]["pretrained"]  # fmt: skip
+        want[balanced] = [round(float(res[s][k]), 6) for s in sorted(res) for k in keys]
+    assert want[True] != want[False]
+    callback = CrossCorpusTransfer(config, compare_controls=False, balanced=True)
+    rows = callback.run(SimpleNamespace(encoder=encoder), target, str(tmp_path), progress=False)
+    got = [round(float(r[k]), 6) for r in sorted(rows, key=lambda r: int(r["subject"])) for k in keys]
+    assert got == want[True]
+
+
+def _target_with_unequal_classes() -> tuple[WindowDataset, WindowDataset]:
+    """Two subjects, 12 trials each (labels 0, 0, 1 repeating: two thirds class 0), 10 windows per
+    trial with a class signal; trials 1-9 fine-tune, 10-12 test."""
+    rng = np.random.default_rng(2)
+    rows = [(s, t, w, int(t % 3 == 0)) for s in (1, 2) for t in range(1, 13) for w in range(10)]
+    meta = {k: np.array(v) for k, v in zip(("subject", "trial", "window", "label"), zip(*rows))}
+    meta["session"] = np.ones(len(rows), int)
+    x = rng.standard_normal((len(rows), 6, 5)).astype(np.float32) + 0.5 * meta["label"][:, None, None]
+    fit = meta["trial"] <= 9
+    make = lambda m: WindowDataset(x[m], {k: v[m] for k, v in meta.items()})  # noqa: E731
+    return make(fit), make(~fit)
 
 
 def test_lpft_cosine_schedule_anneals_both_rates_step_by_step() -> None:

@@ -27,6 +27,9 @@ class CrossCorpusTransfer(L.Callback):
         subjects: target subjects to evaluate (default all).
         out_dir: where result files go (default: the trainer's log directory).
         l2_grid: L2 penalties the probe (and LP-FT's starting head) chooses from.
+        balanced: class-balanced probes (each class weighted n / (K * n_class), as
+            ``LinearProbe(balanced=True)``) for targets whose classes are unequal (e.g. rest vs task
+            recordings); LP-FT then fine-tunes on the same balanced loss (``finetune.class_balanced_loss``).
     """
 
     def __init__(
@@ -36,8 +39,10 @@ class CrossCorpusTransfer(L.Callback):
         subjects: list[int] | None = None,
         out_dir: str | None = None,
         l2_grid: tuple[float, ...] = L2_GRID,
+        balanced: bool = False,
     ) -> None:
         self.finetune = finetune or FinetuneConfig()
+        self.balanced = balanced
         self.l2_grid = tuple(l2_grid)
         self.compare_controls = compare_controls
         self.subjects = subjects
@@ -58,8 +63,9 @@ class CrossCorpusTransfer(L.Callback):
             )
             subjects = sorted(set(target.test_set.meta["subject"].tolist()))[:2]
         self.rows = run_transfer(
-            pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress, self.l2_grid
-        )
+            pl_module, target, out_dir, config, self.compare_controls, subjects, logger, progress, self.l2_grid,
+            self.balanced,
+        )  # fmt: skip
         return self.rows
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

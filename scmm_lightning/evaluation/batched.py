@@ -40,7 +40,7 @@ from .finetune import (
     random_choice_gap,
 )
 from .metrics import classification_metrics, present_class_balanced_accuracies
-from .probe import module_device
+from .probe import class_balance_weights, module_device
 
 # rows per model per evaluation forward: 1,080 rows of 32 CNNs took 263 ms in slices of 128, 411 ms in 1,024
 EVAL_ROWS = 128
@@ -426,6 +426,7 @@ class _Stack:
         # ``ema_decay``: the moving average of the trained weights, scored and kept instead of them
         self.averaged = None if config.ema_decay is None else {k: v.clone() for k, v in self.params.items()}
         self.steps = [0] * len(models)
+        self.class_weight: Tensor | None = None  # (m, K): each model's loss class weights (class_balanced_loss)
         self.config = config
         # LP-FT: the encoder ("0.") in eval mode (BatchNorm on running statistics), as the loop
         self.frozen_prefix = "0." if config.recipe == "lpft" and config.freeze_batchnorm else None
@@ -459,7 +460,12 @@ class _Stack:
         sub_b = {k: v if every else v[pick].clone() for k, v in self.buffers.items()}
         logits = self.forward({**sub_p, **sub_f}, sub_b, x, training=True)
         m, b = y.shape
-        loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(1).sum()
+        ce = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b)
+        if self.class_weight is None:
+            loss = ce.mean(1).sum()
+        else:  # each model's weighted batch mean, as F.cross_entropy(weight=...) in the loop
+            w = (self.class_weight if every else self.class_weight[pick]).gather(1, y)
+            loss = ((ce * w).sum(1) / w.sum(1)).sum()
         grads = torch.autograd.grad(loss, list(sub_p.values()))
         if not every:
             for k, v in sub_b.items():
@@ -565,6 +571,10 @@ def finetune_batched(
             chunk = members[start : start + max_models]
             try:
                 stack = _Stack([models[j] for j in chunk], config, device)
+                if config.class_balanced_loss:
+                    stack.class_weight = torch.stack(
+                        [class_balance_weights(train[1][jobs[j].fit], num_classes) for j in chunk]
+                    ).float().to(device)  # fmt: skip
                 probe = train_x[jobs[chunk[0]].fit[:2]]
                 stack.logits(list(range(len(chunk))), probe.unsqueeze(0).expand(len(chunk), *probe.shape))
             except Exception as err:  # an encoder vmap cannot run: the per-model loop

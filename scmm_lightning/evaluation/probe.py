@@ -81,13 +81,19 @@ class Probe:
         return layer
 
 
+def class_balance_weights(y: Tensor, num_classes: int) -> Tensor:
+    """Each class's weight n / (K * n_class) over the labels ``y`` (0 for a class absent from them), in
+    float64: a class-balanced probe's weights, and LP-FT's fine-tuning loss's under
+    ``finetune.class_balanced_loss``."""
+    counts = torch.bincount(y, minlength=num_classes).double()
+    return torch.where(counts > 0, len(y) / (num_classes * counts.clamp_min(1)), 0.0)
+
+
 def _row_weights(y: Tensor, member: Tensor, num_classes: int, balanced: bool) -> Tensor:
     """1 on ``member`` rows (0 elsewhere), or n / (K * n_class) over them for a balanced probe."""
     if not balanced:
         return member.double()
-    counts = torch.bincount(y[member], minlength=num_classes).double()
-    class_weight = torch.where(counts > 0, int(member.sum()) / (num_classes * counts.clamp_min(1)), 0.0)
-    return class_weight[y] * member
+    return class_balance_weights(y[member], num_classes)[y] * member
 
 
 def fit_linear_probes(

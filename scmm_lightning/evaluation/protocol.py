@@ -4,6 +4,7 @@ over the DDP ranks and gathered, so W processes take about 1/W of the time with 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -320,6 +321,8 @@ def run_protocol(
     carries its own probe's figures (``probe_accuracy``, ``probe_balanced_accuracy``).
     """
     keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
+    if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
+        config = dataclasses.replace(config, class_balanced_loss=balanced_probe and config.recipe == "lpft")
     parts = protocol_parts(train, test, config, subjects)
     jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
     rank, size = world()

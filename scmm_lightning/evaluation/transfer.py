@@ -133,9 +133,10 @@ def run_transfer(
     logger=None,  # noqa: ANN001
     progress: bool = True,
     l2_grid: tuple[float, ...] = L2_GRID,
+    balanced: bool = False,
 ) -> list[dict]:
     """Probe and fine-tune ``pl_module.encoder`` (and the controls) per target subject on every
-    rank's share of the jobs (each row carries its probe's figures beside the fine-tuned ones, and
+    rank's share of the jobs (``balanced``: class-balanced probes, and LP-FT on their objective) (each row carries its probe's figures beside the fine-tuned ones, and
     the comparisons gain fine-tune - probe per method); on rank 0 write ``transfer_results.{csv,md,png}`` and
     ``transfer_results_summary.json`` (with the paired comparisons and the wall time) into
     ``out_dir``, log the means (test and validation figures) and print the table. Returns the rows."""
@@ -143,7 +144,7 @@ def run_transfer(
     encoders = evaluated_encoders(pl_module, compare_controls)
     results = run_protocol(
         encoders, target.train_set, target.test_set, target.num_classes, config, run_seed(), ("probe", "finetune"),
-        subjects=subjects, progress=progress, l2_grid=l2_grid,
+        subjects=subjects, progress=progress, l2_grid=l2_grid, balanced_probe=balanced,
     )["finetune"]  # fmt: skip
     rows = rows_from(results)
     wall = time.perf_counter() - started
