@@ -61,6 +61,7 @@ from scmm_lightning.callbacks import RepresentationDiagnostics
 from scmm_lightning.corpora import SplitConfig, rotating_validation, subject_folds
 from scmm_lightning.datamodules import RecordingsDataModule
 from scmm_lightning.evaluation import (
+    L2_GRID,
     FinetuneConfig,
     compare_methods,
     evaluated_encoders,
@@ -169,6 +170,8 @@ def main() -> None:
     p.add_argument("--protocols", nargs="+", default=["lpft/cv", "reference/holdout"],
                    help="recipe/selection pairs, each run on the same encoders (the first is the main table)")  # fmt: skip
     p.add_argument("--cache_dir", default=None)
+    p.add_argument("--l2_grid", nargs="+", type=float, default=list(L2_GRID),
+                   help="the probe's L2 values (and LP-FT's starting head's; default: the shipped grid)")  # fmt: skip
     p.add_argument(
         "--validation_only", action="store_true",
         help="print only the validation columns (choose settings with this; the test figures stay unseen)",
@@ -242,6 +245,7 @@ def main() -> None:
                     config,
                     seed,
                     ("probe", "finetune"),
+                    l2_grid=tuple(args.l2_grid),
                     balanced_probe=True,
                 )
                 eval_seconds[protocol] = eval_seconds.get(protocol, 0.0) + time.perf_counter() - t0
