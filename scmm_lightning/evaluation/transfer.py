@@ -136,8 +136,9 @@ def run_transfer(
     balanced: bool = False,
 ) -> list[dict]:
     """Probe and fine-tune ``pl_module.encoder`` (and the controls) per target subject on every
-    rank's share of the jobs (``balanced``: class-balanced probes, and LP-FT on their objective) (each row carries its probe's figures beside the fine-tuned ones, and
-    the comparisons gain fine-tune - probe per method); on rank 0 write ``transfer_results.{csv,md,png}`` and
+    rank's share of the jobs (each row carries its probe's figures beside the fine-tuned ones, and
+    the comparisons gain fine-tune - probe per method; ``balanced``: class-balanced probes, and LP-FT
+    on their objective); on rank 0 write ``transfer_results.{csv,md,png}`` and
     ``transfer_results_summary.json`` (with the paired comparisons and the wall time) into
     ``out_dir``, log the means (test and validation figures) and print the table. Returns the rows."""
     started = time.perf_counter()
