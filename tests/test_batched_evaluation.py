@@ -96,14 +96,16 @@ def assert_same(loop: dict, batched: dict) -> None:
      (True, 2, False, "cv", "lpft-cosine", None), (False, None, False, "cv_probe", "lpft", None),
      (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None),
      (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None),
-     (True, 2, False, "cv", "lpft-balanced", None), (True, None, False, "cv-ensemble", "lpft-balanced", 0.8)],
+     (True, 2, False, "cv", "lpft-balanced", None), (True, None, False, "cv-ensemble", "lpft-balanced", 0.8),
+     (False, 2, False, "cv", "lpft-head-l2", None), (True, None, False, "cv_probe", "lpft-balanced-head-l2", None)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
          "lpft-cv-moving-average", "cross-subject-patience-moving-average", "lpft-cv-cosine-cross-subject-patience",
          "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference",
          "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience",
-         "lpft-cv-balanced-loss-cross-subject-patience", "lpft-cv-ensemble-balanced-loss-moving-average"],
+         "lpft-cv-balanced-loss-cross-subject-patience", "lpft-cv-ensemble-balanced-loss-moving-average",
+         "lpft-cv-head-l2-patience", "lpft-cv-probe-balanced-loss-head-l2-cross-subject"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
@@ -115,7 +117,8 @@ def test_batched_engine_equals_the_loop(
     every few steps; cross-validated: fold models, then refits at the checkpoint the folds chose, or
     the fold models' ensemble there, which needs every checkpoint's weights kept; the weights' moving
     average scored instead of the weights; each fold model's head at the L2 its other folds chose;
-    from a class-balanced probe, the class-balanced loss on the cross-subject parts' unequal classes)."""
+    from a class-balanced probe, the class-balanced loss on the cross-subject parts' unequal classes;
+    the probe's penalty on the head)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):
@@ -124,7 +127,8 @@ def test_batched_engine_equals_the_loop(
             budget = dict(recipe="lpft", steps=30, eval_every=5, lr=3e-3, encoder_lr=1e-3,
                           freeze_batchnorm=recipe != "lpft-batchnorm",
                           lr_schedule="cosine" if recipe == "lpft-cosine" else "constant",
-                          fold_head_l2="other_folds" if recipe == "lpft-other-folds" else "shared")  # fmt: skip
+                          fold_head_l2="other_folds" if recipe == "lpft-other-folds" else "shared",
+                          head_l2="probe" if recipe.endswith("head-l2") else "none")  # fmt: skip
         else:
             budget["recipe"] = "reference"
         config = FinetuneConfig(batch_size=16, patience=patience, freeze_encoder=freeze, engine=engine,
@@ -132,7 +136,7 @@ def test_batched_engine_equals_the_loop(
                                 cv_model="ensemble" if selection.endswith("ensemble") else "refit", ema_decay=ema,
                                 **budget)  # fmt: skip
         results[engine] = run_protocol(encoders(), train, test, 3, config, 7, ("probe", "finetune"),
-                                       balanced_probe=recipe == "lpft-balanced")  # fmt: skip
+                                       balanced_probe=recipe.startswith("lpft-balanced"))  # fmt: skip
     assert_same(results["loop"], results["batched"])
     key = "best_step" if recipe.startswith("lpft") else "best_epoch"
     chosen = [r[key] for r in results["batched"]["finetune"]["cnn"].values()]

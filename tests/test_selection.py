@@ -161,11 +161,12 @@ def test_cv_choice_is_the_best_mean_fold_checkpoint() -> None:
     assert figures["val_loss"] == pytest.approx(0.75)
 
 
-def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None):  # noqa: ANN001, ANN202
+def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None):  # noqa: ANN001, ANN202
     """LP-FT as documented, written out: Adam with two parameter groups (encoder at encoder_lr,
     head at lr), constant rates (or, with ``lr_schedule: cosine``, step t at the rates times
     (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass;
-    ``weight``: per-class weights of the loss, each batch's weighted mean written out."""
+    ``weight``: per-class weights of the loss, each batch's weighted mean written out; ``penalty``:
+    ``(l2, s)``, plus l2 * sum over the head's weights of (weight * s of its feature)^2."""
     model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head))
     opt = torch.optim.Adam(
         [{"params": model[1].parameters(), "lr": config.lr}, {"params": model[0].parameters(), "lr": config.encoder_lr}],
@@ -186,11 +187,17 @@ def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None):  # noqa: ANN0
                 opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = config.lr * factor, config.encoder_lr * factor
             opt.zero_grad()
             if weight is None:
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             else:
                 per_row = -torch.log_softmax(model(x[idx]), 1)[torch.arange(len(idx)), y[idx]]
-                total = sum(weight[int(c)] * loss for c, loss in zip(y[idx], per_row))
-                (total / sum(weight[int(c)] for c in y[idx])).backward()
+                total = sum(weight[int(c)] * row for c, row in zip(y[idx], per_row))
+                loss = total / sum(weight[int(c)] for c in y[idx])
+            if penalty is not None:
+                l2, s = penalty
+                loss = loss + l2 * sum(
+                    (model[1].weight[k, d] * s[d]) ** 2 for k in range(model[1].weight.shape[0]) for d in range(len(s))
+                )
+            loss.backward()
             opt.step()
             steps += 1
             if steps % config.eval_every == 0:
@@ -274,6 +281,49 @@ def test_lpft_class_balanced_loss_is_the_balanced_probes_objective() -> None:
                 with torch.no_grad():
                     torch.testing.assert_close(model(x), hand[index], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(runs[True], runs[False])
+
+
+def test_lpft_head_l2_probe_adds_the_probes_penalty_and_starts_at_a_stationary_point() -> None:
+    """``head_l2: probe``: every checkpoint equals the hand-written loop with l2 * sum (V_kd s_d)^2
+    added to each batch's loss (V the head's weight, s the probe's standard deviations, l2 its
+    penalty), and differs from ``none``'s. Why: at a strongly penalised probe the full-batch
+    gradient of loss + penalty with respect to the head's weight is ~0 (the probe's optimum,
+    weights and standardisation folded into the head), that of the loss alone is not."""
+    torch.manual_seed(1)
+    x = torch.randn(80, 6, 5)
+    y = (x[:, 0, 0] + 0.6 * torch.randn(80) > 0).long()
+    encoder = CNNEncoder(6, 5, widths=(8, 8)).eval()
+    with torch.no_grad():
+        h = encoder(x)
+    probe = fit_linear_probe(h, y, 2, l2=1.0)
+    assert probe.l2 == 1.0
+    l2, s = probe.head_penalty()
+    head = probe.as_linear()
+    grads = {}
+    for name, with_penalty in (("objective", True), ("loss", False)):
+        model = copy.deepcopy(head)
+        loss = nn.functional.cross_entropy(model(h), y)
+        if with_penalty:
+            loss = loss + l2 * (model.weight * s).pow(2).sum()
+        loss.backward()
+        grads[name] = (model.weight.grad / s).abs().max().item()  # d / d(weight on the standardised features)
+    assert grads["objective"] < 0.01 * grads["loss"], grads
+    runs = {}
+    for mode in ("probe", "none"):
+        config = FinetuneConfig(steps=6, eval_every=2, batch_size=16, lr=5e-2, encoder_lr=1e-2, head_l2=mode)
+        got = finetune(encoder, 2, (x, y), (x[:0], y[:0]), (x, y), config, seed=3, head=head, select_at=3,
+                       keep_states=True, head_penalty=(l2, s) if mode == "probe" else None)  # fmt: skip
+        runs[mode] = got["history"]["states"][-1]["1.weight"]
+        if mode == "probe":
+            hand = _lpft_by_hand(encoder, head, x, y, config, seed=3, penalty=(l2, s))
+            model = got["module"].eval()
+            for index, state in enumerate(got["history"]["states"]):
+                model.load_state_dict(state)
+                with torch.no_grad():
+                    torch.testing.assert_close(model(x), hand[index], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(runs["probe"], runs["none"])
+    with pytest.raises(ValueError, match="head_l2"):
+        FinetuneConfig(head_l2="weight_decay")  # type: ignore[arg-type]
 
 
 def test_the_class_balanced_loss_follows_the_probe_unless_set() -> None:

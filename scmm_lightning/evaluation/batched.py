@@ -59,6 +59,7 @@ class FinetuneJob:
     groups: Tensor | None = None
     select_at: int | None = None  # report this checkpoint (chosen beforehand by cross-validation), not the best on val
     head: nn.Module | None = None  # LP-FT: the fitted probe as an nn.Linear (reference: a fresh head from the seed)
+    head_penalty: tuple[float, Tensor] | None = None  # (l2, s): l2 ||head.weight * s||^2 per batch (head_l2: probe)
 
 
 def build_model(
@@ -427,6 +428,7 @@ class _Stack:
         self.averaged = None if config.ema_decay is None else {k: v.clone() for k, v in self.params.items()}
         self.steps = [0] * len(models)
         self.class_weight: Tensor | None = None  # (m, K): each model's loss class weights (class_balanced_loss)
+        self.head_penalty: tuple[Tensor, Tensor] | None = None  # (m,) l2 and (m, D) s of each head's penalty
         self.config = config
         # LP-FT: the encoder ("0.") in eval mode (BatchNorm on running statistics), as the loop
         self.frozen_prefix = "0." if config.recipe == "lpft" and config.freeze_batchnorm else None
@@ -466,6 +468,9 @@ class _Stack:
         else:  # each model's weighted batch mean, as F.cross_entropy(weight=...) in the loop
             w = (self.class_weight if every else self.class_weight[pick]).gather(1, y)
             loss = ((ce * w).sum(1) / w.sum(1)).sum()
+        if self.head_penalty is not None:  # each model's l2 ||V s||^2 on its head's weight V (m, K, D)
+            l2, scale = (v if every else v[pick] for v in self.head_penalty)
+            loss = loss + (l2 * (sub_p["1.weight"] * scale[:, None, :]).pow(2).sum((1, 2))).sum()
         grads = torch.autograd.grad(loss, list(sub_p.values()))
         if not every:
             for k, v in sub_b.items():
@@ -575,6 +580,11 @@ def finetune_batched(
                     stack.class_weight = torch.stack(
                         [class_balance_weights(train[1][jobs[j].fit], num_classes) for j in chunk]
                     ).float().to(device)  # fmt: skip
+                if jobs[chunk[0]].head_penalty is not None:
+                    stack.head_penalty = (
+                        torch.tensor([jobs[j].head_penalty[0] for j in chunk], device=device),
+                        torch.stack([jobs[j].head_penalty[1] for j in chunk]).to(device),
+                    )
                 probe = train_x[jobs[chunk[0]].fit[:2]]
                 stack.logits(list(range(len(chunk))), probe.unsqueeze(0).expand(len(chunk), *probe.shape))
             except Exception as err:  # an encoder vmap cannot run: the per-model loop
@@ -590,7 +600,7 @@ def finetune_batched(
                         job.encoder, num_classes, (train[0][job.fit], train[1][job.fit]),
                         (train[0][job.val], train[1][job.val]), (test[0][job.test], test[1][job.test]),
                         config, job.seed, test_groups=job.groups, head=job.head, select_at=job.select_at,
-                        keep_states=keep_states,
+                        keep_states=keep_states, head_penalty=job.head_penalty,
                     )  # fmt: skip
                 continue
             for j, metrics in zip(chunk, _train_stack(stack, [jobs[j] for j in chunk], train_x, train_y,

@@ -60,8 +60,16 @@ class Probe:
     out). :meth:`as_linear` folds the standardisation into one ``nn.Linear`` (the head that LP-FT
     fine-tuning starts from: at step 0 the fine-tuned model IS this probe)."""
 
-    def __init__(self, mean: Tensor, std: Tensor, weight: Tensor, bias: Tensor) -> None:
+    def __init__(self, mean: Tensor, std: Tensor, weight: Tensor, bias: Tensor, l2: float | None = None) -> None:
         self.mean, self.std, self.weight, self.bias = mean, std, weight, bias
+        self.l2 = l2  # the penalty it was fitted under (l2 ||weight||^2; None: not known)
+
+    def head_penalty(self) -> tuple[float, Tensor]:
+        """``(l2, std)``: its objective's penalty on the head :meth:`as_linear` gives, whose weight
+        is ``V = (weight / std).T``, is ``l2 * ||V diag(std)||^2`` (``finetune.head_l2: probe``)."""
+        if self.l2 is None:
+            raise ValueError("this probe does not know its L2 penalty (fit it with fit_linear_probes)")
+        return float(self.l2), self.std.float()
 
     def __call__(self, x: Tensor) -> Tensor:
         return (((x.double() - self.mean) / self.std) @ self.weight + self.bias).float()
@@ -140,7 +148,7 @@ def fit_linear_probes(
     return [
         [
             [Probe(m + s * mean[i, j * grid + g], s * std[i, j * grid + g], weight[i, j * grid + g],
-                   bias[i, j * grid + g]) for g in range(grid)]
+                   bias[i, j * grid + g], float(l2[i, g])) for g in range(grid)]
             for j in range(len(masks))
         ]
         for i, ((m, s), (_, _, masks)) in enumerate(zip(scale, tasks))

@@ -225,6 +225,7 @@ def _train_models(
             head=m.head,
             select_at=m.select_at,
             keep_states=keep_states,
+            head_penalty=m.head_penalty,
         )  # fmt: skip
         for m in specs
     ]
@@ -378,19 +379,24 @@ def run_protocol(
         index = lambda mask: mask.nonzero().squeeze(1)  # noqa: E731
         empty = torch.zeros(0, dtype=torch.long)
 
-        def head(name: str, part: Part, fold: int | None) -> nn.Module | None:
+        def head(name: str, part: Part, fold: int | None) -> dict:
+            """A model's head (LP-FT: its probe, as an ``nn.Linear``) and, with ``head_l2: probe``,
+            that probe's penalty: ``FinetuneJob``'s ``head`` and ``head_penalty``."""
             if not lpft:
-                return None
+                return {}
             sel = selected[(name, part.key)]
             if config.selection == "cv_probe":
-                return sel.holdout_probe.as_linear()
-            return (sel.probe if fold is None else sel.fold_heads[fold]).as_linear()
+                probe = sel.holdout_probe
+            else:
+                probe = sel.probe if fold is None else sel.fold_heads[fold]
+            penalty = probe.head_penalty() if config.head_l2 == "probe" else None
+            return {"head": probe.as_linear(), "head_penalty": penalty}
 
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
             return [
                 FinetuneJob(
-                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), empty, head=head(name, part, f)
+                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), empty, **head(name, part, f)
                 )
                 for f, (fit, val) in enumerate(part.folds)
             ]
@@ -423,7 +429,7 @@ def run_protocol(
                     groups = test.meta["subject"][part.test] if part.cross_subject else None
                     first.append(
                         FinetuneJob(encoders[name], _model_seed(seed, k, part), index(fit), index(val),
-                                    index(part.test), groups, head=head(name, part, 0))
+                                    index(part.test), groups, **head(name, part, 0))
                     )  # fmt: skip
                     owners.append((k, name, part))
                     continue
@@ -441,7 +447,7 @@ def run_protocol(
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
                 refits.append(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
-                                groups, select_at=chosen, head=head(name, part, None))
+                                groups, select_at=chosen, **head(name, part, None))
                 )  # fmt: skip
                 refit_owners.append(((k, name, part), val_figures))
             for (owner, val_figures), metrics in zip(
