@@ -322,6 +322,15 @@ def test_lpft_head_l2_probe_adds_the_probes_penalty_and_starts_at_a_stationary_p
                 with torch.no_grad():
                     torch.testing.assert_close(model(x), hand[index], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(runs["probe"], runs["none"])
+    # through run_protocol (both engines agree in tests/test_batched_evaluation.py; here: it reaches them)
+    train, test = _target_with_unequal_classes()
+    common = dict(recipe="lpft", steps=12, eval_every=4, batch_size=16, lr=5e-2, folds=2)
+    tuned = {
+        mode: run_protocol({"raw": FlattenFeatures(6, 5)}, train, test, 2, FinetuneConfig(head_l2=mode, **common), 5,
+                           ("finetune",))["finetune"]["raw"]
+        for mode in ("probe", "none")
+    }  # fmt: skip
+    assert [r["val_loss"] for r in tuned["probe"].values()] != [r["val_loss"] for r in tuned["none"].values()]
     with pytest.raises(ValueError, match="head_l2"):
         FinetuneConfig(head_l2="weight_decay")  # type: ignore[arg-type]
 
