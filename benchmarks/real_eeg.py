@@ -36,6 +36,13 @@ protocol is compared with the first, paired by seed: the ratio of the fine-tuned
 (``paired_spread_comparison``), and the selection gap's difference (bootstrap CI, Wilcoxon p): the
 standard deviation of a handful of seeds is itself uncertain by about half its value.
 
+``--curves`` also prints, per protocol and method, the mean per-checkpoint curves behind the choice
+of checkpoint (``run_protocol(curves=True)``): the validation figure that chose it (cross-validation:
+the fold models' mean), the same models scored on the test subjects (a diagnostic: it chooses
+nothing), and the reported model's test figure, with how often each checkpoint was chosen. A
+selection gap is then either the validation rows disagreeing with the test rows about the same
+models, or the reported model (the refit) behaving unlike the models that chose.
+
 Prints a table of balanced accuracy (probe and fine-tune; mean +/- std over seeds of the subject
 means; validation figures beside them, the only ones to choose settings on), paired comparisons of
 every method with ``random_init`` and ``raw_features`` over subject x seed, the diagnostics at the
@@ -151,6 +158,32 @@ def nested_selection(rows: list[dict], methods: list[str]) -> dict[tuple[int, in
     return choices
 
 
+def mean_curves(models: list[dict]) -> dict:
+    """The mean over models of each per-checkpoint curve, and how often each checkpoint was chosen."""
+    n = min(len(m["test_bacc"]) for m in models)
+    out = {key: [float(np.mean([m[key][c] for m in models])) for c in range(n)]
+           for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc")}  # fmt: skip
+    out["chosen"] = np.bincount([m["chosen"] for m in models], minlength=n).tolist()
+    return out
+
+
+def print_curves(curves: dict[str, dict[str, list[dict]]]) -> None:
+    """Per protocol and method, the mean curves over every (seed, fold) model: what chose the checkpoint
+    (validation), the same models on the test subjects, the reported model on them, and the choices."""
+    print("\nselection curves, per checkpoint, mean over every (seed, fold) model (balanced accuracy): validation = "
+          "what chose (cross-validation: the fold models' mean); the same models' test = those models scored on the "
+          "test subjects (diagnostic only); reported test = the reported model (refit / ensemble / hold-out model); "
+          "chosen = how many models chose each checkpoint")  # fmt: skip
+    for protocol, per_method in curves.items():
+        for m, models in per_method.items():
+            mean = mean_curves(models)
+            print(f"  {protocol} / {m}:")
+            for key, label in (("fold_val_bacc", "validation"), ("fold_test_bacc", "the same models' test"),
+                               ("test_bacc", "reported test")):  # fmt: skip
+                print(f"    {label:22s} " + " ".join(f"{v:.3f}" for v in mean[key]))
+            print(f"    {'chosen':22s} " + " ".join(f"{v:5d}" for v in mean["chosen"]))
+
+
 def method_spec(name: str) -> tuple[type, dict]:
     spec = yaml.safe_load((METHODS_DIR / f"{name}.yaml").read_text())["model"]
     module, _, cls = spec["class_path"].rpartition(".")
@@ -173,6 +206,11 @@ def main() -> None:
     p.add_argument("--l2_grid", nargs="+", type=float, default=list(L2_GRID),
                    help="the probe's L2 values (and LP-FT's starting head's; default: the shipped grid)")  # fmt: skip
     p.add_argument(
+        "--curves", action="store_true",
+        help="also print, per protocol and method, the mean per-checkpoint curves behind the selection: the "
+             "validation figure that chose, the same (fold) models' test figure and the reported model's",
+    )  # fmt: skip
+    p.add_argument(
         "--validation_only", action="store_true",
         help="print only the validation columns (choose settings with this; the test figures stay unseen)",
     )  # fmt: skip
@@ -187,6 +225,7 @@ def main() -> None:
     validation = rotating_validation(folds, args.val_subjects)
     common = dict(root=str(root), table=str(table), name="eegmat", montage=MONTAGE, cache_dir=cache)
     rows: list[dict] = []
+    curves: dict[str, dict[str, list[dict]]] = {p: {} for p in args.protocols}  # protocol -> method -> per model
     eval_seconds: dict[str, float] = {}
     diagnostics: dict[str, list[dict]] = {m: [] for m in args.methods}
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -247,9 +286,17 @@ def main() -> None:
                     ("probe", "finetune"),
                     l2_grid=tuple(args.l2_grid),
                     balanced_probe=True,
+                    curves=args.curves,
                 )
                 eval_seconds[protocol] = eval_seconds.get(protocol, 0.0) + time.perf_counter() - t0
             main_protocol = args.protocols[0]
+            for protocol, res in by_protocol.items():  # one model per fold: its curves are on every subject's row
+                for name, per_subject in res["finetune"].items():
+                    first_row = next(iter(per_subject.values()))
+                    if "curves" in first_row:
+                        entry = {**first_row["curves"], "chosen": first_row["best_step"] // configs[protocol].eval_every
+                                 if first_row["best_step"] is not None else first_row["best_epoch"]}  # fmt: skip
+                        curves[protocol].setdefault(name, []).append(entry)
             for name in encoders:
                 for subject in by_protocol[main_protocol]["probe"][name]:
                     row = {"method": name, "seed": seed, "fold": k, "subject": subject}
@@ -344,6 +391,8 @@ def main() -> None:
                 print(f"| {protocol} | {m} | {spread['std_ratio']:.2f} | {spread['p_value']:.3g} | "
                       f"{gap['mean_difference']:+.3f} | [{gap['ci_low']:+.3f}, {gap['ci_high']:+.3f}] | "
                       f"{gap['p_value']:.3g} |")  # fmt: skip
+    if args.curves:
+        print_curves(curves)
     print("evaluation seconds per protocol (all seeds and folds): "
           + ", ".join(f"{p}: {v['eval_seconds']:.0f}" for p, v in protocols.items()))  # fmt: skip
     print("\ndiagnostics at the end of pre-training (mean over seeds and folds):")
@@ -360,6 +409,8 @@ def main() -> None:
         "protocols": protocols,
         "per_seed": per_seed_rows,  # protocol:method -> figure -> its subject mean per seed (spreads, their CIs)
     }
+    if args.curves:
+        out["curves"] = {p: {m: mean_curves(v) for m, v in per_method.items()} for p, per_method in curves.items()}
     print(json.dumps(out))
 
 

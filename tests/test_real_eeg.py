@@ -180,3 +180,33 @@ def test_nested_selection_chooses_per_fold_on_that_folds_validation_only() -> No
                 rows.append({"method": m, "seed": 0, "fold": fold, "subject": subject + 10 * fold,
                              "probe_val_bacc": val[m], "probe_bacc": 1.0 - val[m]})  # fmt: skip
     assert bench.nested_selection(rows, ["a", "b"]) == {(0, 0): "b", (0, 1): "a", (0, 2): "a"}
+
+
+def test_mean_curves_average_each_checkpoint_and_count_the_choices() -> None:
+    """``benchmarks/real_eeg.py --curves``: two models' curves averaged checkpoint by checkpoint, by hand."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "real_eeg", Path(__file__).resolve().parents[1] / "benchmarks/real_eeg.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    models = [
+        {
+            "fold_val_bacc": [0.6, 0.5, 0.4],
+            "fold_test_bacc": [0.5, 0.7, 0.6],
+            "test_bacc": [0.5, 0.6, 0.9],
+            "chosen": 0,
+        },
+        {
+            "fold_val_bacc": [0.8, 0.9, 0.6],
+            "fold_test_bacc": [0.7, 0.5, 0.6],
+            "test_bacc": [0.7, 0.8, 0.5],
+            "chosen": 1,
+        },
+    ]
+    got = bench.mean_curves(models)
+    assert got["fold_val_bacc"] == pytest.approx([0.7, 0.7, 0.5])
+    assert got["fold_test_bacc"] == pytest.approx([0.6, 0.6, 0.6])
+    assert got["test_bacc"] == pytest.approx([0.6, 0.7, 0.7])
+    assert got["chosen"] == [1, 1, 0]

@@ -606,3 +606,65 @@ def test_other_folds_heads_start_each_fold_model_from_the_l2_its_other_folds_cho
         FinetuneConfig(fold_head_l2="own")
     with pytest.raises(ValueError, match="fold_head_l2='own'"):  # the solver's own entry point too
         select_and_fit_probes([(h[:6], y[:6], [torch.arange(6) < 3])], 3, grid, fold_head_l2="own")
+
+
+def test_selection_curves_are_the_models_checkpoint_scores_and_change_no_figure(monkeypatch) -> None:  # noqa: ANN001
+    """``run_protocol(curves=True)``: per checkpoint, the fold models' mean validation and test
+    balanced accuracy and the refit's test balanced accuracy, recomputed here from every model's
+    kept weights with scikit-learn; the chosen checkpoint is the best of the validation curve and the
+    row's figure the refit's curve there; and asking for the curves changes no figure (both engines)."""
+    import scmm_lightning.evaluation.protocol as protocol
+
+    train, test = noisy_target(subjects=(1, 2), signal=0.6, seed=3)
+    encoders = {"cnn": CNNEncoder(4, 5, widths=(8, 8))}
+
+    def figures(res: dict) -> dict:  # the batched engine's val_loss (a tie-breaker) may move in the 8th digit
+        return {s: {k: v for k, v in m.items() if k not in ("curves", "confusion", "val_loss")} for s, m in res.items()}
+
+    for engine in ("loop", "batched"):
+        config = FinetuneConfig(steps=8, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-2, engine=engine)
+        plain = run_protocol(encoders, train, test, 3, config, 0, ("finetune",))["finetune"]["cnn"]
+        traced = run_protocol(encoders, train, test, 3, config, 0, ("finetune",), curves=True)["finetune"]["cnn"]
+        assert figures(traced) == figures(plain) and all("curves" not in m for m in plain.values())
+        for s in plain:
+            assert traced[s]["val_loss"] == pytest.approx(plain[s]["val_loss"], rel=1e-6)
+
+    calls = []
+    real = protocol._train_models
+
+    def keeping_weights(specs, tr, te, k, cfg, keep_states=False):  # noqa: ANN001, ANN202
+        out = real(specs, tr, te, k, cfg, True)
+        calls.append((specs, [dict(r) for r in out]))  # copies: run_protocol pops the reported model's history
+        return out
+
+    monkeypatch.setattr(protocol, "_train_models", keeping_weights)
+    res = run_protocol(encoders, train, test, 3, config, 0, ("finetune",), curves=True)["finetune"]["cnn"]
+    (fold_specs, fold_runs), (refit_specs, refit_runs) = calls
+
+    def balanced(run: dict, checkpoint: int, x: torch.Tensor, y: torch.Tensor) -> float:
+        model = copy.deepcopy(run["module"])
+        model.load_state_dict(run["history"]["states"][checkpoint])
+        with torch.no_grad():
+            predicted = model.eval()(x).argmax(1).numpy()
+        return balanced_accuracy_score(y.numpy(), predicted)
+
+    y, test_y = train.meta["label"], test.meta["label"]
+    for i, subject in enumerate((1, 2)):
+        folds = [
+            (s, r) for s, r in zip(fold_specs, fold_runs) if set(train.meta["subject"][s.fit].tolist()) == {subject}
+        ]
+        assert len(folds) == 3
+        refit_spec, refit = refit_specs[i], refit_runs[i]
+        curves = res[subject]["curves"]
+        for c in range(3):  # checkpoints 0, 4, 8
+            val = np.mean([balanced(r, c, train.x[s.val], y[s.val]) for s, r in folds])
+            fold_test = np.mean([balanced(r, c, test.x[s.test], test_y[s.test]) for s, r in folds])
+            assert curves["fold_val_bacc"][c] == pytest.approx(val, abs=1e-6)
+            assert curves["fold_test_bacc"][c] == pytest.approx(fold_test, abs=1e-6)
+            assert curves["test_bacc"][c] == pytest.approx(
+                balanced(refit, c, test.x[refit_spec.test], test_y[refit_spec.test]), abs=1e-6
+            )
+        chosen = refit_spec.select_at
+        assert curves["fold_val_bacc"][chosen] == pytest.approx(max(curves["fold_val_bacc"]), abs=1e-6)
+        assert res[subject]["balanced_accuracy"] == pytest.approx(curves["test_bacc"][chosen], abs=1e-6)
+        assert len(set(np.round(curves["fold_test_bacc"], 6))) > 1  # the fold models were really scored on test

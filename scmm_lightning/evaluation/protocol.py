@@ -280,6 +280,7 @@ def _ensemble_metrics(
         optimistic_best_test_acc=max(curve) if curve else float("nan"),
         balanced_selection_gap=balanced_selection_gap(balanced_curve, chosen),
         random_choice_gap=random_choice_gap(balanced_curve),
+        history={"test_bacc": balanced_curve},
     )
     return metrics
 
@@ -312,6 +313,7 @@ def run_protocol(
     l2_grid: tuple[float, ...] = L2_GRID,
     balanced_probe: bool = False,
     progress: bool = False,
+    curves: bool = False,
 ) -> dict[str, dict[str, dict[int, dict]]]:
     """``{kind: {method: {subject: metrics}}}`` for ``kind`` in ``probe`` / ``finetune``.
 
@@ -320,6 +322,18 @@ def run_protocol(
     none). Each model's seed depends only on the method's position, the subject, the fold and
     ``seed``: the same on any number of ranks. When both kinds run, each fine-tuning row also
     carries its own probe's figures (``probe_accuracy``, ``probe_balanced_accuracy``).
+
+    ``curves`` (a diagnostic of the selection, ``benchmarks/real_eeg.py --curves``): each fine-tuning
+    row also carries ``curves``, per checkpoint: ``fold_val_bacc``, the validation balanced accuracy
+    that chose the checkpoint (cross-validation: the mean over the fold models; hold-out: the one
+    model's); ``fold_test_bacc``, the same models' test balanced accuracy on the row's test part
+    (cross-validation: the fold models are then also scored on it, for this diagnostic only: they
+    train the same, and only the batched engine's validation loss, which breaks exact ties, can move
+    in the eighth digit, its validation and test rows sharing one forward); ``test_bacc``, the
+    reported model's (the refit, the fold
+    models' ensemble or the hold-out model). Where the fold models' test curve follows their
+    validation curve but the refit's does not, the refit is what the choice misses; where neither
+    test curve follows the validation curve, the validation rows are.
     """
     keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
     if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
@@ -394,12 +408,21 @@ def run_protocol(
 
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
+            scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
             return [
                 FinetuneJob(
-                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), empty, **head(name, part, f)
+                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), scored, **head(name, part, f)
                 )
                 for f, (fit, val) in enumerate(part.folds)
             ]
+
+        def fold_curves(results: list[dict]) -> dict[str, list[float]]:
+            """The models' mean validation and test balanced accuracy per checkpoint (``curves``)."""
+            n = min(len(r["history"]["val_bacc"]) for r in results)
+            return {
+                f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
+                for key in ("val_bacc", "test_bacc")
+            }
 
         finals = []
         if config.selection == "cv" and config.cv_model == "ensemble":
@@ -420,7 +443,7 @@ def run_protocol(
                     fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
                     test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
                 )  # fmt: skip
-                finals.append(((k, name, part), metrics, val_figures))
+                finals.append(((k, name, part), metrics, val_figures, fold_curves(fold_results) if curves else None))
         else:
             first, owners = [], []
             for k, name, part in mine:
@@ -441,7 +464,7 @@ def run_protocol(
             for k, name, part in mine:
                 mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
                 if config.selection in ("holdout", "cv_probe"):
-                    finals.append(((k, name, part), mine_results[0], {}))
+                    finals.append(((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None))
                     continue
                 chosen, val_figures = _cv_choice(mine_results)
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
@@ -449,13 +472,15 @@ def run_protocol(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
                                 groups, select_at=chosen, **head(name, part, None))
                 )  # fmt: skip
-                refit_owners.append(((k, name, part), val_figures))
-            for (owner, val_figures), metrics in zip(
+                refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
+            for (owner, val_figures, folds_seen), metrics in zip(
                 refit_owners, _train_models(refits, train, test, num_classes, config)
             ):
-                finals.append((owner, metrics, val_figures))
-        for (_, name, part), metrics, val_figures in finals:
-            metrics.pop("history", None)
+                finals.append((owner, metrics, val_figures, folds_seen))
+        for (_, name, part), metrics, val_figures, folds_seen in finals:
+            history = metrics.pop("history", None)
+            if folds_seen is not None:
+                metrics["curves"] = {**folds_seen, "test_bacc": [float(a) for a in history["test_bacc"]]}
             metrics.update(val_figures)
             metrics.update(_sizes(part))
             done.append(("finetune", name, part.key, metrics))
