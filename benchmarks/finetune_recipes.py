@@ -94,8 +94,8 @@ def main() -> None:
     for spec in args.protocols:
         recipe, _, rest = spec.partition("/")
         selection = rest.split("/")[0]
-        if recipe not in budgets or selection not in ("cv", "holdout", "cv_probe"):
-            p.error(f"--protocols {spec}: must start with lpft/ or reference/, then cv, holdout or cv_probe "
+        if recipe not in budgets or selection not in ("cv", "holdout", "cv_probe", "fixed"):
+            p.error(f"--protocols {spec}: must start with lpft/ or reference/, then cv, holdout, cv_probe or fixed "
                     "(e.g. lpft/holdout)")  # fmt: skip
         protocols[spec] = dataclasses.replace(budgets[recipe], **{"selection": selection, **protocol_options(spec)})
     warnings.filterwarnings("ignore")

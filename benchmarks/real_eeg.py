@@ -161,8 +161,10 @@ def nested_selection(rows: list[dict], methods: list[str]) -> dict[tuple[int, in
 def mean_curves(models: list[dict]) -> dict:
     """The mean over models of each per-checkpoint curve, and how often each checkpoint was chosen."""
     n = min(len(m["test_bacc"]) for m in models)
-    out = {key: [float(np.mean([m[key][c] for m in models])) for c in range(n)]
-           for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc")}  # fmt: skip
+    out = {}
+    for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc"):  # selection: fixed has no fold curves
+        present = all(m[key] for m in models)
+        out[key] = [float(np.mean([m[key][c] for m in models])) if present else float("nan") for c in range(n)]
     out["chosen"] = np.bincount([m["chosen"] for m in models], minlength=n).tolist()
     return out
 

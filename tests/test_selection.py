@@ -5,6 +5,7 @@ chosen on the mean fold curve and reported from the refit, and LP-FT's start at 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -161,19 +162,21 @@ def test_cv_choice_is_the_best_mean_fold_checkpoint() -> None:
     assert figures["val_loss"] == pytest.approx(0.75)
 
 
-def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None):  # noqa: ANN001, ANN202
+def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None, score=None):  # noqa: ANN001, ANN202
     """LP-FT as documented, written out: Adam with two parameter groups (encoder at encoder_lr,
     head at lr), constant rates (or, with ``lr_schedule: cosine``, step t at the rates times
     (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass;
     ``weight``: per-class weights of the loss, each batch's weighted mean written out; ``penalty``:
-    ``(l2, s)``, plus l2 * sum over the head's weights of (weight * s of its feature)^2."""
+    ``(l2, s)``, plus l2 * sum over the head's weights of (weight * s of its feature)^2. Returns the
+    logits of ``score`` (default: the training rows ``x``) at every checkpoint."""
+    score = x if score is None else score
     model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head))
     opt = torch.optim.Adam(
         [{"params": model[1].parameters(), "lr": config.lr}, {"params": model[0].parameters(), "lr": config.encoder_lr}],
         betas=config.betas, weight_decay=config.weight_decay,
     )  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
-    steps, logits = 0, [model.eval()(x).detach()]
+    steps, logits = 0, [model.eval()(score).detach()]
     while steps < config.steps:
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), config.batch_size):
@@ -201,7 +204,7 @@ def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None):
             opt.step()
             steps += 1
             if steps % config.eval_every == 0:
-                logits.append(model.eval()(x).detach())
+                logits.append(model.eval()(score).detach())
     return logits
 
 
@@ -668,3 +671,46 @@ def test_selection_curves_are_the_models_checkpoint_scores_and_change_no_figure(
         assert curves["fold_val_bacc"][chosen] == pytest.approx(max(curves["fold_val_bacc"]), abs=1e-6)
         assert res[subject]["balanced_accuracy"] == pytest.approx(curves["test_bacc"][chosen], abs=1e-6)
         assert len(set(np.round(curves["fold_test_bacc"], 6))) > 1  # the fold models were really scored on test
+
+
+def test_fixed_selection_fine_tunes_the_cv_probe_for_the_whole_budget_without_fold_models(monkeypatch) -> None:  # noqa: ANN001
+    """``selection: fixed``: the probe rows are ``cv``'s (the same L2 and figures); one model per
+    subject, LP-FT from that probe on every fine-tuning row for all ``steps`` (the hand-written loop),
+    its last checkpoint reported; no fold model is trained and there is no fine-tuned validation
+    figure (NaN)."""
+    import scmm_lightning.evaluation.protocol as protocol
+    from scmm_lightning.evaluation.probe import embed
+
+    train, test = noisy_target(subjects=(1, 2), signal=0.6, seed=3)
+    encoder = CNNEncoder(4, 5, widths=(8, 8))
+    config = FinetuneConfig(steps=6, eval_every=3, batch_size=16, lr=1e-2, encoder_lr=1e-2, selection="fixed")
+    trained = []
+    real = protocol._train_models
+
+    def counting(specs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        trained.append(len(specs))
+        return real(specs, *args, **kwargs)
+
+    monkeypatch.setattr(protocol, "_train_models", counting)
+    for engine in ("loop", "batched"):
+        trained.clear()
+        fixed = run_protocol({"cnn": encoder}, train, test, 3, dataclasses.replace(config, engine=engine), 0,
+                             ("probe", "finetune"))  # fmt: skip
+        assert trained == [0, 2]  # no fold models, then one model per subject
+        cv = run_protocol({"cnn": encoder}, train, test, 3, FinetuneConfig(), 0, ("probe",))["probe"]["cnn"]
+        h = embed(encoder, train.x)
+        y, test_y = train.meta["label"], test.meta["label"]
+        for part in protocol.protocol_parts(train, test, config):
+            for key in ("l2", "accuracy", "balanced_accuracy", "val_balanced_accuracy"):
+                assert fixed["probe"]["cnn"][part.key][key] == cv[part.key][key]
+            rows = part.fit | part.val
+            (sel,) = select_and_fit_probes([(h[rows], y[rows], [val[rows] for _, val in part.folds])], 3)
+            hand = _lpft_by_hand(encoder, sel.probe.as_linear(), train.x[part.fit], y[part.fit], config,
+                                 protocol._model_seed(0, 0, part), score=test.x[part.test])  # fmt: skip
+            want = balanced_accuracy_score(test_y[part.test].numpy(), hand[-1].argmax(1).numpy())
+            row = fixed["finetune"]["cnn"][part.key]
+            assert row["best_step"] == 6 and row["balanced_accuracy"] == pytest.approx(want, abs=1e-6), engine
+            assert math.isnan(row["val_balanced_accuracy"])
+            assert sel.l2 == cv[part.key]["l2"]
+    with pytest.raises(ValueError, match="'fixed'"):
+        FinetuneConfig(selection="last")

@@ -79,7 +79,10 @@ class FinetuneConfig:
             it is reported (the earlier protocol). ``cv_probe``: the probe's L2 as ``cv`` (the
             probe rows are ``cv``'s), the checkpoint as ``holdout``: LP-FT starts from a probe at
             that L2 fitted without the validation part, and the model trained without it is
-            reported. Measured on eegmat: README "Real EEG".
+            reported. ``fixed``: no checkpoint is chosen: the probe's L2 as ``cv``, then one model
+            fine-tuned on every fine-tuning row for the whole budget (``steps``; ``reference``:
+            ``epochs``) and its last checkpoint reported (no fold models, so no fine-tuned
+            validation figure: those columns are NaN). Measured on eegmat: README "Real EEG".
         folds: cross-validation folds (at most the number of trials of the best-provided class,
             or of training subjects).
         cv_model: with ``selection: cv``, what is reported at the chosen checkpoint: ``refit``, one
@@ -144,7 +147,7 @@ class FinetuneConfig:
     patience: int | None = None
     engine: Literal["auto", "batched", "loop"] = "auto"
     recipe: Literal["lpft", "reference"] = "lpft"
-    selection: Literal["cv", "holdout", "cv_probe"] = "cv"
+    selection: Literal["cv", "holdout", "cv_probe", "fixed"] = "cv"
     folds: int = 3
     cv_model: Literal["refit", "ensemble"] = "refit"
     steps: int = 200
@@ -160,8 +163,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"finetune.ema_decay={self.ema_decay}: must be in [0, 1) (or null for no averaging)")
-        if self.selection not in ("cv", "holdout", "cv_probe"):
-            raise ValueError(f"finetune.selection={self.selection!r}: must be 'cv', 'holdout' or 'cv_probe'")
+        if self.selection not in ("cv", "holdout", "cv_probe", "fixed"):
+            raise ValueError(f"finetune.selection={self.selection!r}: must be 'cv', 'holdout', 'cv_probe' or 'fixed'")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"finetune.lr_schedule={self.lr_schedule!r}: must be 'constant' or 'cosine'")
         if self.head_l2 not in ("none", "probe"):

@@ -149,8 +149,8 @@ def protocol_parts(
     ``selection: holdout``: validation = the latest ``val_trials_per_class`` fine-tuning trial(s) of
     every class (cross-subject: the last ``val_subjects`` training subjects, or those listed);
     ``cv``: ``folds`` cross-validation folds over every fine-tuning row
-    (:func:`cross_validation_folds`); ``cv_probe``: the hold-out's parts, with those folds for the
-    probe (``Part.probe_folds``)."""
+    (:func:`cross_validation_folds`; ``fixed``: the same, the folds choosing the probe's L2 only);
+    ``cv_probe``: the hold-out's parts, with those folds for the probe (``Part.probe_folds``)."""
     if config.selection == "holdout":
         return _holdout_parts(train, test, config, subjects)
     if config.selection == "cv_probe":
@@ -456,6 +456,8 @@ def run_protocol(
                     )  # fmt: skip
                     owners.append((k, name, part))
                     continue
+                if config.selection == "fixed":  # no checkpoint to choose: no fold models
+                    continue
                 folds = fold_models(k, name, part)
                 first += folds
                 owners += [(k, name, part)] * len(folds)
@@ -466,13 +468,21 @@ def run_protocol(
                 if config.selection in ("holdout", "cv_probe"):
                     finals.append(((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None))
                     continue
-                chosen, val_figures = _cv_choice(mine_results)
+                if config.selection == "fixed":  # the whole budget, its last checkpoint
+                    chosen, val_figures = len(config.checkpoints()) - 1, {}
+                else:
+                    chosen, val_figures = _cv_choice(mine_results)
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
                 refits.append(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
                                 groups, select_at=chosen, **head(name, part, None))
                 )  # fmt: skip
-                refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
+                seen = (
+                    (fold_curves(mine_results) if mine_results else {"fold_val_bacc": [], "fold_test_bacc": []})
+                    if curves
+                    else None
+                )
+                refit_owners.append(((k, name, part), val_figures, seen))
             for (owner, val_figures, folds_seen), metrics in zip(
                 refit_owners, _train_models(refits, train, test, num_classes, config)
             ):
