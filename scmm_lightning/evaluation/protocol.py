@@ -330,8 +330,8 @@ def run_protocol(
     (cross-validation: the fold models are then also scored on it, for this diagnostic only: they
     train the same, and only the batched engine's validation loss, which breaks exact ties, can move
     in the eighth digit, its validation and test rows sharing one forward); ``test_bacc``, the
-    reported model's (the refit, the fold
-    models' ensemble or the hold-out model). Where the fold models' test curve follows their
+    reported model's (the refit, the fold models' ensemble or the hold-out model; ``selection:
+    fixed`` has no fold models, so only this one). Where the fold models' test curve follows their
     validation curve but the refit's does not, the refit is what the choice misses; where neither
     test curve follows the validation curve, the validation rows are.
     """
