@@ -417,8 +417,9 @@ def run_protocol(
             ]
 
         def fold_curves(results: list[dict]) -> dict[str, list[float]]:
-            """The models' mean validation and test balanced accuracy per checkpoint (``curves``)."""
-            n = min(len(r["history"]["val_bacc"]) for r in results)
+            """The models' mean validation and test balanced accuracy per checkpoint (``curves``; no
+            models, as under ``selection: fixed``: empty curves)."""
+            n = min((len(r["history"]["val_bacc"]) for r in results), default=0)
             return {
                 f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
                 for key in ("val_bacc", "test_bacc")
@@ -477,12 +478,7 @@ def run_protocol(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
                                 groups, select_at=chosen, **head(name, part, None))
                 )  # fmt: skip
-                seen = (
-                    (fold_curves(mine_results) if mine_results else {"fold_val_bacc": [], "fold_test_bacc": []})
-                    if curves
-                    else None
-                )
-                refit_owners.append(((k, name, part), val_figures, seen))
+                refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
             for (owner, val_figures, folds_seen), metrics in zip(
                 refit_owners, _train_models(refits, train, test, num_classes, config)
             ):
