@@ -1,19 +1,20 @@
 """Fine-tuning recipes and selection, before and after, on the synthetic pair and the separable fixture.
 
     python benchmarks/finetune_recipes.py [--seeds 0 1 2] [--settings synthetic separable]
-        [--protocols lpft/cv reference/holdout lpft/cv/freeze_batchnorm=false ...]
+        [--protocols lpft/fixed reference/holdout lpft/cv lpft/cv/freeze_batchnorm=false ...]
 
 For each setting and seed: pre-train SCMM briefly on the source, then evaluate the same encoders
 (``pretrained``, ``random_init``, ``raw_features``) under two protocols in one run:
 
-- ``lpft/cv`` (the shipped default): the probe's L2 and LP-FT's checkpoint chosen by 3-fold
-  cross-validation grouped by trial, refitted on every fine-tuning trial; LP-FT starts from the
-  probe (60 steps of 64 windows here, the demo's budget).
+- ``lpft/fixed`` (the shipped default): the probe's L2 chosen by 3-fold cross-validation grouped by
+  trial; LP-FT starts from the probe and trains on every fine-tuning trial for the whole budget (60
+  steps of 64 windows here, the demo's), its last checkpoint reported (``lpft/cv``, the default until
+  session 20, chooses the checkpoint by the same folds and refits).
 - ``reference/holdout`` (the earlier default): a fresh head, the demo's 15 epochs at batch 128, the
   epoch and the probe's L2 chosen on one validation trial per class.
 
 ``--protocols`` runs others on the same encoders: a recipe's budget above with the selection and
-FinetuneConfig fields changed (``lpft/holdout``, ``lpft/cv/freeze_batchnorm=false``; the syntax of
+FinetuneConfig fields changed (``lpft/cv``, ``lpft/holdout``, ``lpft/cv/freeze_batchnorm=false``; the syntax of
 ``benchmarks/real_eeg.py``).
 
 Settings: ``synthetic`` is the demo pair (``experiments/synthetic.yaml``: SEED-like source, 15
@@ -46,7 +47,7 @@ from scmm_lightning.tasks import SCMMPretraining
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = {
-    "lpft/cv": FinetuneConfig(recipe="lpft", selection="cv", folds=3, steps=60, eval_every=10, batch_size=64),
+    "lpft/fixed": FinetuneConfig(recipe="lpft", selection="fixed", folds=3, steps=60, eval_every=10, batch_size=64),
     "reference/holdout": FinetuneConfig(recipe="reference", selection="holdout", epochs=15, batch_size=128),
 }
 

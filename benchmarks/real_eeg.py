@@ -1,14 +1,14 @@
 """Does pre-training pay off on real EEG? Every method under one cross-subject protocol.
 
     python benchmarks/real_eeg.py --root ../shared/data/eegmat [--seeds 3] [--methods scmm recommended ...]
-        [--protocols lpft/cv reference/holdout]
+        [--protocols lpft/fixed reference/holdout]
 
 Reads a folder laid out like PhysioNet's "EEG During Mental Arithmetic Tasks" (``SubjectNN_1.edf``
 rest, ``SubjectNN_2.edf`` task; any number of subjects) through the recordings reader (19 electrodes,
 DE of 1 s windows, per-subject z-score). Cross-subject folds test every subject exactly once (about a
 quarter of the subjects each). Per seed and fold, each method pre-trains on the fold's training
 subjects only (labels unused), then the project's protocol runs on the held-out subjects: a linear
-probe (class-balanced, L2 chosen on validation subjects) and fine-tuning (epoch chosen on them).
+probe (class-balanced, L2 chosen on validation subjects) and fine-tuning (validated on them).
 The validation subjects of fold k are the first ``--val_subjects`` (2) subjects of fold k + 1, so
 they rotate (a fixed "last training subject" would be the same subject in most folds, and settings
 chosen on it would be chosen on one person); they are left out of pre-training too, so they are as
@@ -22,8 +22,11 @@ are never the subjects that score it. Choosing once from validation figures pool
 
 Protocols (``--protocols``, each ``recipe/selection[/option=value...]``, options being
 FinetuneConfig fields, e.g. ``lpft/cv/cv_model=ensemble``; every one runs on the same pre-trained
-encoders): ``lpft/cv`` (the shipped default: LP-FT from the probe, probe L2 and checkpoint chosen by
-3-fold cross-validation over the training subjects, refitted) and ``reference/holdout`` (the
+encoders): ``lpft/fixed`` (the shipped default: LP-FT from the probe, probe L2 chosen by 3-fold
+cross-validation over the training subjects, then the whole 200-step budget on all of them, the last
+checkpoint reported and the fold models' figure there its validation figure), ``lpft/cv`` (the
+default until session 20: the checkpoint chosen by those folds too, then refitted) and
+``reference/holdout`` (the
 earlier protocol: fresh head, ``--finetune_epochs`` epochs, probe L2 and epoch chosen on the
 rotating validation subjects). Per protocol: the probe and the fine-tuned figures, fine-tune -
 probe, and the gap between the best test balanced accuracy over checkpoints and the selected
@@ -162,7 +165,7 @@ def mean_curves(models: list[dict]) -> dict:
     """The mean over models of each per-checkpoint curve, and how often each checkpoint was chosen."""
     n = min(len(m["test_bacc"]) for m in models)
     out = {}
-    for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc"):  # selection: fixed has no fold curves
+    for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc"):  # a row without fold models has none
         present = all(m[key] for m in models)
         out[key] = [float(np.mean([m[key][c] for m in models])) if present else float("nan") for c in range(n)]
     out["chosen"] = np.bincount([m["chosen"] for m in models], minlength=n).tolist()
@@ -202,7 +205,7 @@ def main() -> None:
     p.add_argument("--val_subjects", type=int, default=2, help="validation subjects per fold (from the next fold)")
     p.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
     p.add_argument("--finetune_epochs", type=int, default=20, help="reference recipe: fine-tuning epochs")
-    p.add_argument("--protocols", nargs="+", default=["lpft/cv", "reference/holdout"],
+    p.add_argument("--protocols", nargs="+", default=["lpft/fixed", "reference/holdout"],
                    help="recipe/selection pairs, each run on the same encoders (the first is the main table)")  # fmt: skip
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--l2_grid", nargs="+", type=float, default=list(L2_GRID),

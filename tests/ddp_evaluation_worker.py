@@ -39,7 +39,7 @@ def toy(
 
 def evaluate() -> dict:
     encoders, train, test = toy()
-    config = FinetuneConfig(epochs=3, steps=10, eval_every=5, batch_size=16, lr=3e-3)  # LP-FT, 3-fold CV
+    config = FinetuneConfig(epochs=3, steps=10, eval_every=5, batch_size=16, lr=3e-3)  # LP-FT, the shipped protocol
     res = run_protocol(encoders, train, test, 2, config, 7, ("probe", "finetune"))
     for kind in res.values():
         for per_subject in kind.values():

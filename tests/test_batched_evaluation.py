@@ -97,7 +97,8 @@ def assert_same(loop: dict, batched: dict) -> None:
      (True, 2, False, "cv_probe", "lpft", None), (False, None, False, "cv_probe", "reference", None),
      (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None),
      (True, 2, False, "cv", "lpft-balanced", None), (True, None, False, "cv-ensemble", "lpft-balanced", 0.8),
-     (False, 2, False, "cv", "lpft-head-l2", None), (True, None, False, "cv_probe", "lpft-balanced-head-l2", None)],
+     (False, 2, False, "cv", "lpft-head-l2", None), (True, None, False, "cv_probe", "lpft-balanced-head-l2", None),
+     (True, 2, False, "fixed", "lpft-balanced", None), (False, None, False, "fixed", "reference", None)],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
@@ -105,7 +106,8 @@ def assert_same(loop: dict, batched: dict) -> None:
          "lpft-cv-probe-within-subject", "lpft-cv-probe-cross-subject-patience", "cv-probe-reference",
          "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience",
          "lpft-cv-balanced-loss-cross-subject-patience", "lpft-cv-ensemble-balanced-loss-moving-average",
-         "lpft-cv-head-l2-patience", "lpft-cv-probe-balanced-loss-head-l2-cross-subject"],
+         "lpft-cv-head-l2-patience", "lpft-cv-probe-balanced-loss-head-l2-cross-subject",
+         "lpft-fixed-balanced-loss-cross-subject-patience", "fixed-reference-within-subject"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
     cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
@@ -140,7 +142,15 @@ def test_batched_engine_equals_the_loop(
     assert_same(results["loop"], results["batched"])
     key = "best_step" if recipe.startswith("lpft") else "best_epoch"
     chosen = [r[key] for r in results["batched"]["finetune"]["cnn"].values()]
-    assert len(set(chosen)) > 1 or cross_subject or selection.startswith("cv")  # holdout: selection is per model
+    assert (
+        len(set(chosen)) > 1 or cross_subject or selection.startswith("cv") or selection == "fixed"
+    )  # holdout: per model
+    if selection == "fixed":  # the whole budget, patience or not, validated by the fold models there
+        last = 30 if recipe.startswith("lpft") else 5
+        for kind in results["batched"]["finetune"].values():
+            assert all(
+                r[key] == last and r["val_balanced_accuracy"] == r["val_balanced_accuracy"] for r in kind.values()
+            )
 
 
 def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:

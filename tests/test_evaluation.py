@@ -35,8 +35,8 @@ def test_every_row_reaches_the_raw_features_ceiling_on_a_separable_binary_corpus
     """Binary DEAP-layout corpus whose alpha DE separates the classes: after a short pre-training,
     every row (pre-trained, random init, raw features) averages >= 0.9 test accuracy, and its
     fine-tuned balanced accuracy is not below its own probe's by more than 1 point (LP-FT starts
-    from that probe and the checkpoint is chosen by cross-validation; under the reference recipe a
-    fresh head fine-tuned below the probe). With the old 2-last-trials validation (often one class)
+    from that probe and trains the shipped budget; under the reference recipe a fresh head
+    fine-tuned below the probe). With the old 2-last-trials validation (often one class)
     the chosen epoch could be far from the best."""
     from scmm_lightning.tasks import SCMMPretraining
 
@@ -44,7 +44,7 @@ def test_every_row_reaches_the_raw_features_ceiling_on_a_separable_binary_corpus
     common = dict(root=str(separable_deap), cache_dir=str(tmp_path), normalization="zscore")
     source = DeapDataModule(split=SplitConfig(kind="none"), batch_size=128, **common)
     target = DeapDataModule(split=SplitConfig(kind="trial", train_trials=24), **common)
-    config = FinetuneConfig(steps=60, eval_every=10, batch_size=64)  # LP-FT, 3-fold CV (the shipped recipe)
+    config = FinetuneConfig(steps=60, eval_every=10, batch_size=64)  # LP-FT, the shipped protocol
     transfer = CrossCorpusTransfer(config, out_dir=str(tmp_path / "out"))
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,

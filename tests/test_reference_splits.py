@@ -49,7 +49,7 @@ def test_every_subject_fine_tunes_validates_and_tests_every_class(name: str, cor
     train, test = dm.train_set, dm.test_set
     parts = protocol_parts(train, test, config)
     assert parts
-    assert config.selection == "cv" and config.recipe == "lpft", name  # what every shipped config runs
+    assert config.selection == "fixed" and config.recipe == "lpft", name  # what every shipped config runs
     for part in parts:
         y = train.meta["label"]
         assert len(part.folds) >= 2, (name, part.key)

@@ -467,7 +467,7 @@ def test_a_fine_tuned_row_that_chose_checkpoint_zero_is_its_probe() -> None:
     train, test = noisy_target(subjects=(1, 2))
     torch.manual_seed(0)
     encoders = {"cnn": CNNEncoder(4, 5, widths=(8, 8)), "raw": FlattenFeatures(4, 5)}
-    res = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0), 0, ("probe", "finetune"))
+    res = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0, selection="cv"), 0, ("probe", "finetune"))
     for name in encoders:
         for subject, tuned in res["finetune"][name].items():
             probe = res["probe"][name][subject]
@@ -487,7 +487,7 @@ def test_cv_probe_selection_probes_as_cv_and_fine_tunes_from_a_probe_fitted_with
     torch.manual_seed(0)
     encoders = {"cnn": CNNEncoder(4, 5, widths=(8, 8)), "raw": FlattenFeatures(4, 5)}
     kinds = ("probe", "finetune")
-    cv = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0), 0, kinds)
+    cv = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0, selection="cv"), 0, kinds)
     hybrid = run_protocol(encoders, train, test, 3, FinetuneConfig(steps=0, selection="cv_probe"), 0, kinds)
     for name in encoders:
         for subject, probe in cv["probe"][name].items():
@@ -514,7 +514,7 @@ def test_cv_ensemble_at_checkpoint_zero_is_the_mean_of_the_fold_probes() -> None
     """``cv_model: ensemble`` with no steps: the reported model is the K fold probes' mean softmax,
     recomputed here from probes fitted by hand on each fold's rows at the L2 the probe row chose."""
     train, test = noisy_target(subjects=(1, 2))
-    config = FinetuneConfig(steps=0, cv_model="ensemble", engine="loop")
+    config = FinetuneConfig(steps=0, selection="cv", cv_model="ensemble", engine="loop")
     raw = FlattenFeatures(4, 5)
     res = run_protocol({"raw": raw}, train, test, 3, config, 0, ("probe", "finetune"))
     h, h_test = train.x.flatten(1), test.x.flatten(1)
@@ -541,7 +541,9 @@ def test_cv_ensemble_scores_the_fold_models_at_the_checkpoint_chosen_over_folds(
     y = (x[:, 0, 0] + 0.7 * torch.randn(120) > 0).long()
     encoder = CNNEncoder(6, 5, widths=(8, 8)).eval()
     head = nn.Linear(encoder.out_features, 2)
-    config = FinetuneConfig(steps=12, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-3, cv_model="ensemble")
+    config = FinetuneConfig(
+        steps=12, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-3, selection="cv", cv_model="ensemble"
+    )
     folds = [(slice(0, 40), slice(40, 80)), (slice(40, 80), slice(0, 40))]
     results = [
         finetune(encoder, 2, (x[a], y[a]), (x[b], y[b]), (x[:0], y[:0]), config, seed=f, head=head, keep_states=True)
@@ -578,7 +580,7 @@ def test_other_folds_heads_start_each_fold_model_from_the_l2_its_other_folds_cho
     the L2 chosen on all folds; somewhere a fold's L2 differs from it (so the check can fail)."""
     grid = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     train, test = noisy_target(subjects=(1, 2, 3), signal=0.5, seed=2)
-    config = FinetuneConfig(steps=0, cv_model="ensemble", engine="loop", fold_head_l2="other_folds")
+    config = FinetuneConfig(steps=0, selection="cv", cv_model="ensemble", engine="loop", fold_head_l2="other_folds")
     res = run_protocol({"raw": FlattenFeatures(4, 5)}, train, test, 3, config, 0, ("probe", "finetune"), l2_grid=grid)
     shared = run_protocol({"raw": FlattenFeatures(4, 5)}, train, test, 3, FinetuneConfig(folds=3), 0, ("probe",),
                           l2_grid=grid)["probe"]["raw"]  # fmt: skip
@@ -625,7 +627,9 @@ def test_selection_curves_are_the_models_checkpoint_scores_and_change_no_figure(
         return {s: {k: v for k, v in m.items() if k not in ("curves", "confusion", "val_loss")} for s, m in res.items()}
 
     for engine in ("loop", "batched"):
-        config = FinetuneConfig(steps=8, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-2, engine=engine)
+        config = FinetuneConfig(
+            steps=8, eval_every=4, batch_size=16, lr=1e-2, encoder_lr=1e-2, engine=engine, selection="cv"
+        )
         plain = run_protocol(encoders, train, test, 3, config, 0, ("finetune",))["finetune"]["cnn"]
         traced = run_protocol(encoders, train, test, 3, config, 0, ("finetune",), curves=True)["finetune"]["cnn"]
         assert figures(traced) == figures(plain) and all("curves" not in m for m in plain.values())
@@ -673,17 +677,20 @@ def test_selection_curves_are_the_models_checkpoint_scores_and_change_no_figure(
         assert len(set(np.round(curves["fold_test_bacc"], 6))) > 1  # the fold models were really scored on test
 
 
-def test_fixed_selection_fine_tunes_the_cv_probe_for_the_whole_budget_without_fold_models(monkeypatch) -> None:  # noqa: ANN001
+def test_fixed_selection_fine_tunes_the_cv_probe_for_the_whole_budget_validated_by_its_fold_models(monkeypatch) -> None:  # noqa: ANN001, E501
     """``selection: fixed``: the probe rows are ``cv``'s (the same L2 and figures); one model per
     subject, LP-FT from that probe on every fine-tuning row for all ``steps`` (the hand-written loop),
-    its last checkpoint reported; no fold model is trained and there is no fine-tuned validation
-    figure (NaN)."""
+    its last checkpoint reported; its validation figure is the mean over the ``cv`` fold models (each
+    the hand-written loop from its fold's probe on the fold's fitting rows) of their validation
+    balanced accuracy at the last checkpoint, even where patience would have stopped them."""
     import scmm_lightning.evaluation.protocol as protocol
     from scmm_lightning.evaluation.probe import embed
 
     train, test = noisy_target(subjects=(1, 2), signal=0.6, seed=3)
     encoder = CNNEncoder(4, 5, widths=(8, 8))
-    config = FinetuneConfig(steps=6, eval_every=3, batch_size=16, lr=1e-2, encoder_lr=1e-2, selection="fixed")
+    config = FinetuneConfig(
+        steps=6, eval_every=3, batch_size=16, lr=1e-2, encoder_lr=1e-2, selection="fixed", patience=1
+    )
     trained = []
     real = protocol._train_models
 
@@ -692,25 +699,37 @@ def test_fixed_selection_fine_tunes_the_cv_probe_for_the_whole_budget_without_fo
         return real(specs, *args, **kwargs)
 
     monkeypatch.setattr(protocol, "_train_models", counting)
+    parts = protocol.protocol_parts(train, test, config)
+    n_folds = sum(len(part.folds) for part in parts)
+    assert n_folds == 6
+    val_figures = []
     for engine in ("loop", "batched"):
         trained.clear()
         fixed = run_protocol({"cnn": encoder}, train, test, 3, dataclasses.replace(config, engine=engine), 0,
                              ("probe", "finetune"))  # fmt: skip
-        assert trained == [0, 2]  # no fold models, then one model per subject
+        assert trained == [n_folds, 2]  # the fold models, then one model per subject
         cv = run_protocol({"cnn": encoder}, train, test, 3, FinetuneConfig(), 0, ("probe",))["probe"]["cnn"]
         h = embed(encoder, train.x)
         y, test_y = train.meta["label"], test.meta["label"]
-        for part in protocol.protocol_parts(train, test, config):
+        for part in parts:
             for key in ("l2", "accuracy", "balanced_accuracy", "val_balanced_accuracy"):
                 assert fixed["probe"]["cnn"][part.key][key] == cv[part.key][key]
             rows = part.fit | part.val
             (sel,) = select_and_fit_probes([(h[rows], y[rows], [val[rows] for _, val in part.folds])], 3)
+            model_seed = protocol._model_seed(0, 0, part)
             hand = _lpft_by_hand(encoder, sel.probe.as_linear(), train.x[part.fit], y[part.fit], config,
-                                 protocol._model_seed(0, 0, part), score=test.x[part.test])  # fmt: skip
+                                 model_seed, score=test.x[part.test])  # fmt: skip
             want = balanced_accuracy_score(test_y[part.test].numpy(), hand[-1].argmax(1).numpy())
             row = fixed["finetune"]["cnn"][part.key]
             assert row["best_step"] == 6 and row["balanced_accuracy"] == pytest.approx(want, abs=1e-6), engine
-            assert math.isnan(row["val_balanced_accuracy"])
+            fold_val = []
+            for f, (fit, val) in enumerate(part.folds):
+                fold_logits = _lpft_by_hand(encoder, sel.fold_heads[f].as_linear(), train.x[fit], y[fit], config,
+                                            protocol._fold_seed(model_seed, f), score=train.x[val])  # fmt: skip
+                fold_val.append(balanced_accuracy_score(y[val].numpy(), fold_logits[-1].argmax(1).numpy()))
+            assert row["val_balanced_accuracy"] == pytest.approx(float(np.mean(fold_val)), abs=1e-6), engine
+            val_figures.append(row["val_balanced_accuracy"])
             assert sel.l2 == cv[part.key]["l2"]
+    assert len(set(val_figures)) > 1  # the figures differ between subjects: a real check
     with pytest.raises(ValueError, match="'fixed'"):
         FinetuneConfig(selection="last")

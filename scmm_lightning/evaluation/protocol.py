@@ -149,7 +149,8 @@ def protocol_parts(
     ``selection: holdout``: validation = the latest ``val_trials_per_class`` fine-tuning trial(s) of
     every class (cross-subject: the last ``val_subjects`` training subjects, or those listed);
     ``cv``: ``folds`` cross-validation folds over every fine-tuning row
-    (:func:`cross_validation_folds`; ``fixed``: the same, the folds choosing the probe's L2 only);
+    (:func:`cross_validation_folds`; ``fixed``: the same, the folds choosing the probe's L2 and
+    validating the whole budget, no checkpoint);
     ``cv_probe``: the hold-out's parts, with those folds for the probe (``Part.probe_folds``)."""
     if config.selection == "holdout":
         return _holdout_parts(train, test, config, subjects)
@@ -285,15 +286,16 @@ def _ensemble_metrics(
     return metrics
 
 
-def _cv_choice(fold_results: list[dict]) -> tuple[int, dict[str, float]]:
+def _cv_choice(fold_results: list[dict], at: int | None = None) -> tuple[int, dict[str, float]]:
     """The checkpoint with the best mean validation balanced accuracy over folds (ties: lower mean
-    validation loss, then the earlier checkpoint) and the mean validation figures there."""
+    validation loss, then the earlier checkpoint), or checkpoint index ``at`` (``selection: fixed``:
+    the last), and the mean validation figures there."""
     n = min(len(r["history"]["val_bacc"]) for r in fold_results)
     mean = {
         key: [round(float(np.mean([r["history"][key][c] for r in fold_results])), 9) for c in range(n)]
         for key in ("val_bacc", "val_acc", "val_loss")
     }
-    best = max(range(n), key=lambda c: (mean["val_bacc"][c], -mean["val_loss"][c], -c))
+    best = max(range(n), key=lambda c: (mean["val_bacc"][c], -mean["val_loss"][c], -c)) if at is None else at
     return best, {
         "val_balanced_accuracy": mean["val_bacc"][best],
         "val_acc": mean["val_acc"][best],
@@ -330,10 +332,9 @@ def run_protocol(
     (cross-validation: the fold models are then also scored on it, for this diagnostic only: they
     train the same, and only the batched engine's validation loss, which breaks exact ties, can move
     in the eighth digit, its validation and test rows sharing one forward); ``test_bacc``, the
-    reported model's (the refit, the fold models' ensemble or the hold-out model; ``selection:
-    fixed`` has no fold models, so only this one). Where the fold models' test curve follows their
-    validation curve but the refit's does not, the refit is what the choice misses; where neither
-    test curve follows the validation curve, the validation rows are.
+    reported model's (the refit, the fold models' ensemble or the hold-out model). Where the fold
+    models' test curve follows their validation curve but the refit's does not, the refit is what the
+    choice misses; where neither test curve follows the validation curve, the validation rows are.
     """
     keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
     if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
@@ -406,19 +407,29 @@ def run_protocol(
             penalty = probe.head_penalty() if config.head_l2 == "probe" else None
             return {"head": probe.as_linear(), "head_penalty": penalty}
 
+        last = len(config.checkpoints()) - 1
+        # ``fixed``: the fold models train the whole budget (no patience) and are read at its end
+        fold_select_at = last if config.selection == "fixed" else None
+
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
             scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
             return [
                 FinetuneJob(
-                    encoders[name], _fold_seed(model_seed, f), index(fit), index(val), scored, **head(name, part, f)
+                    encoders[name],
+                    _fold_seed(model_seed, f),
+                    index(fit),
+                    index(val),
+                    scored,
+                    select_at=fold_select_at,
+                    **head(name, part, f),
                 )
                 for f, (fit, val) in enumerate(part.folds)
             ]
 
         def fold_curves(results: list[dict]) -> dict[str, list[float]]:
             """The models' mean validation and test balanced accuracy per checkpoint (``curves``; no
-            models, as under ``selection: fixed``: empty curves)."""
+            models: empty curves)."""
             n = min((len(r["history"]["val_bacc"]) for r in results), default=0)
             return {
                 f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
@@ -457,8 +468,6 @@ def run_protocol(
                     )  # fmt: skip
                     owners.append((k, name, part))
                     continue
-                if config.selection == "fixed":  # no checkpoint to choose: no fold models
-                    continue
                 folds = fold_models(k, name, part)
                 first += folds
                 owners += [(k, name, part)] * len(folds)
@@ -469,10 +478,8 @@ def run_protocol(
                 if config.selection in ("holdout", "cv_probe"):
                     finals.append(((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None))
                     continue
-                if config.selection == "fixed":  # the whole budget, its last checkpoint
-                    chosen, val_figures = len(config.checkpoints()) - 1, {}
-                else:
-                    chosen, val_figures = _cv_choice(mine_results)
+                # ``fixed``: the whole budget, its last checkpoint; validated by the fold models there
+                chosen, val_figures = _cv_choice(mine_results, last if config.selection == "fixed" else None)
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
                 refits.append(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),

@@ -161,9 +161,11 @@ def markdown(rows: list[dict], title: str) -> str:
     lines += ["", summary_markdown(rows, "## Mean +/- std over target subjects")]
     lines += [
         "",
-        "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials, of the fine-tuned model at the",
-        "checkpoint chosen on validation (cross-validation folds of the fine-tuning trials, or a hold-out: column",
-        "folds); probe columns: the same encoder's linear probe on the same trials. " + OPTIMISTIC_NOTE,
+        "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials, of the fine-tuned model at its",
+        "reported checkpoint (column best_step / best_epoch: the budget's last under finetune.selection fixed, else",
+        "the one chosen on validation); validation columns: cross-validation folds of the fine-tuning trials, or a",
+        "hold-out (column folds); probe columns: the same encoder's linear probe on the same trials. "
+        + OPTIMISTIC_NOTE,
     ]
     return "\n".join(lines) + "\n"
 
