@@ -327,14 +327,17 @@ def main() -> None:
     rows += [dict(r, method=SELECTED) for r in rows if choices.get((r["seed"], r["fold"])) == r["method"]]
     methods = [*args.methods, *CONTROLS, SELECTED]
     keys = ("probe_bacc", "probe_val_bacc", "finetune_bacc", "finetune_val_bacc")
-    if args.validation_only:
-        val_keys = ("probe_val_bacc", "finetune_val_bacc")
+    if args.validation_only:  # per protocol: a protocol (e.g. its budget or learning rate) is chosen here too
         print("\nvalidation only (subjects never tested in their fold); mean +/- std over seeds")
-        print("| method | probe (val) | fine-tune (val) |\n|---|---|---|")
-        for m in methods:
-            per = [[np.mean([r[k] for r in rows if r["method"] == m and r["seed"] == e]) for e in range(args.seeds)]
-                   for k in val_keys]  # fmt: skip
-            print(f"| {m} | " + " | ".join(f"{np.mean(v):.3f} +/- {np.std(v):.3f}" for v in per) + " |")
+        print("| protocol | method | probe (val) | fine-tune (val) |\n|---|---|---|---|")
+        for protocol in args.protocols:
+            tag = "" if protocol == args.protocols[0] else f"{protocol}:"
+            for m in methods:
+                per = [[np.mean([r[tag + k] for r in rows if r["method"] == m and r["seed"] == e])
+                        for e in range(args.seeds)] for k in ("probe_val_bacc", "finetune_val_bacc")]  # fmt: skip
+                print(
+                    f"| {protocol} | {m} | " + " | ".join(f"{np.mean(v):.3f} +/- {np.std(v):.3f}" for v in per) + " |"
+                )
         return
     summary = {}
     for m in methods:
@@ -363,8 +366,8 @@ def main() -> None:
           "random-choice gap = best - mean over checkpoints (what a uniformly random checkpoint leaves on average: "
           "a selection gap above it is worse than chance) "
           "(over each model's test part); the same in plain accuracy (rewards predicting the majority class)")  # fmt: skip
-    print("| protocol | method | probe | fine-tune | fine-tune - probe | selection gap | random-choice gap | "
-          "accuracy gap |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print("| protocol | method | probe | fine-tune | fine-tune (val) | fine-tune - probe | selection gap | "
+          "random-choice gap | accuracy gap |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for protocol in args.protocols:
         tag = "" if protocol == args.protocols[0] else f"{protocol}:"
         protocols[protocol] = {"eval_seconds": eval_seconds[protocol]}
@@ -372,8 +375,8 @@ def main() -> None:
             per_seed = {
                 key: [float(np.mean([r[tag + key] for r in rows if r["method"] == m and r["seed"] == e]))
                       for e in range(args.seeds)]
-                for key in ("probe_bacc", "finetune_bacc", "finetune_minus_probe", "selection_gap", "random_choice_gap",
-                            "accuracy_gap")
+                for key in ("probe_bacc", "finetune_bacc", "finetune_val_bacc", "finetune_minus_probe", "selection_gap",
+                            "random_choice_gap", "accuracy_gap")
             }  # fmt: skip
             cells = {key: (float(np.mean(v)), float(np.std(v))) for key, v in per_seed.items()}
             protocols[protocol][m] = cells

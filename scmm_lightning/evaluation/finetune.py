@@ -57,7 +57,8 @@ class FinetuneConfig:
             on every training subject but the validating ones: the last this-many training subjects
             (by id), or, given a list, those subject ids (e.g. to rotate them over folds).
         patience: stop when validation balanced accuracy has not improved for this many epochs
-            (``None``: train every epoch; the chosen epoch is the same either way up to the stop).
+            (``None``: train every epoch; the chosen epoch is the same either way up to the stop;
+            ignored by ``selection: fixed``, which trains and validates the whole budget).
         engine: ``batched`` trains every model of a protocol call together as stacked models
             (``evaluation/batched.py``; either recipe; same seeds, batches, Adam steps and selection
             as the loop); ``loop`` trains them one after another (the reference the batched engine
