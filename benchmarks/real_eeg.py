@@ -164,10 +164,8 @@ def nested_selection(rows: list[dict], methods: list[str]) -> dict[tuple[int, in
 def mean_curves(models: list[dict]) -> dict:
     """The mean over models of each per-checkpoint curve, and how often each checkpoint was chosen."""
     n = min(len(m["test_bacc"]) for m in models)
-    out = {}
-    for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc"):  # a row without fold models has none
-        present = all(m[key] for m in models)
-        out[key] = [float(np.mean([m[key][c] for m in models])) if present else float("nan") for c in range(n)]
+    out = {key: [float(np.mean([m[key][c] for m in models])) for c in range(n)]
+           for key in ("fold_val_bacc", "fold_test_bacc", "test_bacc")}  # fmt: skip
     out["chosen"] = np.bincount([m["chosen"] for m in models], minlength=n).tolist()
     return out
 

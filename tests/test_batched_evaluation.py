@@ -11,6 +11,8 @@ of its solve, so the probes are bit for bit the same (checked below).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -148,9 +150,7 @@ def test_batched_engine_equals_the_loop(
     if selection == "fixed":  # the whole budget, patience or not, validated by the fold models there
         last = 30 if recipe.startswith("lpft") else 5
         for kind in results["batched"]["finetune"].values():
-            assert all(
-                r[key] == last and r["val_balanced_accuracy"] == r["val_balanced_accuracy"] for r in kind.values()
-            )
+            assert all(r[key] == last and math.isfinite(r["val_balanced_accuracy"]) for r in kind.values())
 
 
 def test_an_encoder_vmap_cannot_run_falls_back_to_the_loop() -> None:

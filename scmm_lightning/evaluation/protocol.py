@@ -428,9 +428,8 @@ def run_protocol(
             ]
 
         def fold_curves(results: list[dict]) -> dict[str, list[float]]:
-            """The models' mean validation and test balanced accuracy per checkpoint (``curves``; no
-            models: empty curves)."""
-            n = min((len(r["history"]["val_bacc"]) for r in results), default=0)
+            """The models' mean validation and test balanced accuracy per checkpoint (``curves``)."""
+            n = min(len(r["history"]["val_bacc"]) for r in results)
             return {
                 f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
                 for key in ("val_bacc", "test_bacc")
