@@ -100,7 +100,7 @@ def assert_same(loop: dict, batched: dict) -> None:
      (False, None, False, "cv", "lpft-other-folds", None), (True, 2, False, "cv-ensemble", "lpft-other-folds", None),
      (True, 2, False, "cv", "lpft-balanced", None), (True, None, False, "cv-ensemble", "lpft-balanced", 0.8),
      (False, 2, False, "cv", "lpft-head-l2", None), (True, None, False, "cv_probe", "lpft-balanced-head-l2", None),
-     (True, 2, False, "fixed", "lpft-balanced", None), (False, None, False, "fixed", "reference", None)],
+     (True, 2, False, "fixed", "lpft-balanced", "auto"), (False, None, False, "fixed", "reference", "auto")],
     ids=["within-subject", "cross-subject", "patience", "frozen-encoder", "cv-within-subject", "cv-cross-subject",
          "lpft-cv-within-subject", "lpft-cross-subject", "lpft-patience", "lpft-frozen-encoder",
          "lpft-batchnorm-training", "cv-ensemble-within-subject", "lpft-cv-ensemble-cross-subject-patience",
@@ -109,10 +109,10 @@ def assert_same(loop: dict, batched: dict) -> None:
          "lpft-cv-other-folds-within-subject", "lpft-cv-ensemble-other-folds-cross-subject-patience",
          "lpft-cv-balanced-loss-cross-subject-patience", "lpft-cv-ensemble-balanced-loss-moving-average",
          "lpft-cv-head-l2-patience", "lpft-cv-probe-balanced-loss-head-l2-cross-subject",
-         "lpft-fixed-balanced-loss-cross-subject-patience", "fixed-reference-within-subject"],
+         "lpft-fixed-balanced-loss-cross-subject-patience-auto-average", "fixed-reference-within-subject-auto"],
 )  # fmt: skip
 def test_batched_engine_equals_the_loop(
-    cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | None
+    cross_subject: bool, patience: int | None, freeze: bool, selection: str, recipe: str, ema: float | str | None
 ) -> None:
     """Every row, unequal subject sizes (so different numbers of batches per epoch, and last batches
     of different sizes): the same selected checkpoints, L2 values and metrics as the per-model loop,
@@ -122,7 +122,8 @@ def test_batched_engine_equals_the_loop(
     the fold models' ensemble there, which needs every checkpoint's weights kept; the weights' moving
     average scored instead of the weights; each fold model's head at the L2 its other folds chose;
     from a class-balanced probe, the class-balanced loss on the cross-subject parts' unequal classes;
-    the probe's penalty on the head)."""
+    the probe's penalty on the head; the shipped ``fixed`` selection under the default ``ema_decay:
+    auto``: an average under ``lpft``, none under ``reference``)."""
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7}, cross_subject=cross_subject)
     results = {}
     for engine in ("loop", "batched"):

@@ -38,7 +38,7 @@ def target_of(config: Path, tmp_path: Path):  # noqa: ANN201
     dm = getattr(importlib.import_module(module), name)(**args, cache_dir=str(tmp_path))
     dm.prepare_data()
     dm.setup("fit")
-    keys = ("val_trials_per_class", "selection", "folds", "recipe")
+    keys = ("val_trials_per_class", "selection", "folds", "recipe", "ema_decay")
     return dm, FinetuneConfig(**{k: finetune[k] for k in keys if k in finetune})
 
 
@@ -50,6 +50,7 @@ def test_every_subject_fine_tunes_validates_and_tests_every_class(name: str, cor
     parts = protocol_parts(train, test, config)
     assert parts
     assert config.selection == "fixed" and config.recipe == "lpft", name  # what every shipped config runs
+    assert config.ema_decay == "auto", name  # the moving average over the last half of the budget
     for part in parts:
         y = train.meta["label"]
         assert len(part.folds) >= 2, (name, part.key)

@@ -167,16 +167,21 @@ def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None, 
     head at lr), constant rates (or, with ``lr_schedule: cosine``, step t at the rates times
     (1 + cos(pi t / steps)) / 2), encoder in eval mode, batches from one permutation per pass;
     ``weight``: per-class weights of the loss, each batch's weighted mean written out; ``penalty``:
-    ``(l2, s)``, plus l2 * sum over the head's weights of (weight * s of its feature)^2. Returns the
-    logits of ``score`` (default: the training rows ``x``) at every checkpoint."""
+    ``(l2, s)``, plus l2 * sum over the head's weights of (weight * s of its feature)^2; the weights
+    scored are the moving average a <- d a + (1 - d) w after every step, from the start's weights,
+    with d = 1 - 2 / steps under ``ema_decay: auto`` (the default), d itself for a number, none for
+    None. Returns the logits of ``score`` (default: the training rows ``x``) at every checkpoint."""
     score = x if score is None else score
     model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head))
+    decay = {"auto": max(0.0, 1 - 2 / config.steps) if config.steps else None}.get(config.ema_decay, config.ema_decay)
+    average = copy.deepcopy(model)  # the scored weights (the model itself when there is no average)
     opt = torch.optim.Adam(
         [{"params": model[1].parameters(), "lr": config.lr}, {"params": model[0].parameters(), "lr": config.encoder_lr}],
         betas=config.betas, weight_decay=config.weight_decay,
     )  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
-    steps, logits = 0, [model.eval()(score).detach()]
+    scored = lambda: (model if decay is None else average).eval()(score).detach()  # noqa: E731
+    steps, logits = 0, [scored()]
     while steps < config.steps:
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), config.batch_size):
@@ -203,8 +208,13 @@ def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None, 
             loss.backward()
             opt.step()
             steps += 1
+            if decay is not None:
+                with torch.no_grad():
+                    for a, w in zip(average.parameters(), model.parameters()):
+                        a.lerp_(w, 1 - decay)  # a + (1 - d)(w - a): the product's float32 rounding (the
+                        # formula itself is checked in float64 by the moving-average test below)
             if steps % config.eval_every == 0:
-                logits.append(model.eval()(score).detach())
+                logits.append(scored())
     return logits
 
 
@@ -459,6 +469,15 @@ def test_moving_average_checkpoints_are_the_average_of_the_trained_weights() -> 
     assert runs[decay]["train_accuracy"] == pytest.approx(train_acc)
     with pytest.raises(ValueError, match="ema_decay"):
         FinetuneConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="ema_decay='fast'"):
+        FinetuneConfig(ema_decay="fast")  # type: ignore[arg-type]
+    # ``auto`` (the default): 1 - 2 / steps under LP-FT, none under the authors' recipe
+    assert FinetuneConfig().moving_average_decay() == 0.99
+    assert FinetuneConfig(steps=60).moving_average_decay() == pytest.approx(1 - 1 / 30)
+    assert FinetuneConfig(steps=1).moving_average_decay() == 0.0  # the average is the last step's weights
+    assert FinetuneConfig(recipe="reference").moving_average_decay() is None
+    assert FinetuneConfig(ema_decay=None).moving_average_decay() is None
+    assert FinetuneConfig(ema_decay=0.5, recipe="reference").moving_average_decay() == 0.5
 
 
 def test_a_fine_tuned_row_that_chose_checkpoint_zero_is_its_probe() -> None:
