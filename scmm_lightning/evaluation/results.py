@@ -163,7 +163,8 @@ def markdown(rows: list[dict], title: str) -> str:
         "",
         "Accuracy, balanced accuracy, macro-F1 and AUROC are on test trials, of the fine-tuned model at its",
         "reported checkpoint (column best_step / best_epoch: the budget's last under finetune.selection fixed, else",
-        "the one chosen on validation); validation columns: cross-validation folds of the fine-tuning trials, or a",
+        "the one chosen on validation; under LP-FT's default finetune.ema_decay auto, the moving average of its",
+        "weights there); validation columns: cross-validation folds of the fine-tuning trials, or a",
         "hold-out (column folds); probe columns: the same encoder's linear probe on the same trials. "
         + OPTIMISTIC_NOTE,
     ]
