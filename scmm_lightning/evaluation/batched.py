@@ -425,9 +425,8 @@ class _Stack:
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
         # ``ema_decay``: the moving average of the trained weights, scored and kept instead of them
-        self.averaged = (
-            None if config.moving_average_decay() is None else {k: v.clone() for k, v in self.params.items()}
-        )
+        self.decay = config.moving_average_decay()
+        self.averaged = None if self.decay is None else {k: v.clone() for k, v in self.params.items()}
         self.steps = [0] * len(models)
         self.class_weight: Tensor | None = None  # (m, K): each model's loss class weights (class_balanced_loss)
         self.head_penalty: tuple[Tensor, Tensor] | None = None  # (m,) l2 and (m, D) s of each head's penalty
@@ -515,7 +514,7 @@ class _Stack:
                 self.exp_avg_sq[k][pick] = m2
         if self.averaged is not None:
             averaged = [self.averaged[k] if every else self.averaged[k][pick] for k in names]
-            torch._foreach_lerp_(averaged, params, 1.0 - self.config.moving_average_decay())
+            torch._foreach_lerp_(averaged, params, 1.0 - self.decay)
             if not every:
                 for k, a in zip(names, averaged):
                     self.averaged[k][pick] = a

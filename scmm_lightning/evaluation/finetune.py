@@ -76,9 +76,10 @@ class FinetuneConfig:
             (``steps``; ``reference``: ``epochs``; no ``patience``) and its last checkpoint
             reported (under LP-FT's default ``ema_decay: auto``, its weights' moving average); its
             validation figures are the ``cv`` fold models' mean at that last checkpoint (they train
-            the same budget), so a sweep or ``--validation_only`` judges the budget it reports. On eegmat (10 seeds) and the synthetic pair (6) it scored higher,
-            with a smaller seed spread and selection gap, than ``cv`` on every CNN row (README "Real
-            EEG"); it cannot stop a model that overfits within the budget (``cv`` can).
+            the same budget), so a sweep or ``--validation_only`` judges the budget it reports. On
+            eegmat (10 seeds) and the synthetic pair (6) it scored higher, with a smaller seed spread
+            and selection gap, than ``cv`` on every CNN row (README "Real EEG"); it cannot stop a
+            model that overfits within the budget (``cv`` can).
             ``cv``: the probe's L2 and the fine-tuning checkpoint are chosen by the mean
             validation balanced accuracy over ``folds`` folds of the fine-tuning rows, grouped by
             trial (within-subject: fold f validates one trial of every class, per session; the

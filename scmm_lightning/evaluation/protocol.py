@@ -407,9 +407,8 @@ def run_protocol(
             penalty = probe.head_penalty() if config.head_l2 == "probe" else None
             return {"head": probe.as_linear(), "head_penalty": penalty}
 
-        last = len(config.checkpoints()) - 1
-        # ``fixed``: the fold models train the whole budget (no patience) and are read at its end
-        fold_select_at = last if config.selection == "fixed" else None
+        # ``fixed``: the fold models train the whole budget (no patience) and are read at its last checkpoint
+        fold_select_at = len(config.checkpoints()) - 1 if config.selection == "fixed" else None
 
         def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
             model_seed = _model_seed(seed, k, part)
@@ -478,7 +477,7 @@ def run_protocol(
                     finals.append(((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None))
                     continue
                 # ``fixed``: the whole budget, its last checkpoint; validated by the fold models there
-                chosen, val_figures = _cv_choice(mine_results, last if config.selection == "fixed" else None)
+                chosen, val_figures = _cv_choice(mine_results, fold_select_at)
                 groups = test.meta["subject"][part.test] if part.cross_subject else None
                 refits.append(
                     FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
