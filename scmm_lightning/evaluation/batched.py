@@ -79,7 +79,7 @@ def build_model(
     --workloads finetune``)."""
     fresh = head is None
     with torch.random.fork_rng(devices=[]):
-        if torch.get_default_device().type == "cpu":
+        if torch.empty(()).device.type == "cpu":  # the default device (any torch version, any device context)
             torch.default_generator.manual_seed(seed)
         else:  # a head built on an accelerator draws from its generator: seed it as the loop does
             torch.manual_seed(seed)
