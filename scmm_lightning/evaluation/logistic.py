@@ -39,7 +39,8 @@ benchmark's solves (not kept in the repo); ``benchmarks/evaluation.py`` gives th
 
 Session 22, the same bits (every problem of the benchmark's probe call and of 12 random solves with
 class weights, padding rows, constant features and starts, old and new solver side by side): the
-loss's label term a gather rather than a product with the one-hot labels, the gradient assembled in
+labels kept as indices, not one-hot (the loss's label term a gather, the gradient's a scatter of -1;
+the other classes' terms were exact zeros), the gradient assembled in
 place in its output (no ``cat``), the float32 casts folded into the products' operands and the
 float64 promotion into the following sum, and the ``where`` passes skipped when every problem of the
 block moved (or none needs the steepest-descent restart). On this 2-core host an elementwise pass
@@ -76,8 +77,7 @@ class _Problems:
 
     x: Tensor  # (T, n, D) rows, shared by a task's problems
     x32: Tensor  # the same in float32
-    y1h: Tensor  # (T, 1, K, n) one-hot labels, laid out as the logits
-    label: Tensor  # (T, 1, 1, n) the labels as indices into the logits' class dimension
+    label: Tensor  # (T, 1, 1, n) the labels, as indices into the logits' class dimension
     w: Tensor  # (T, P, n) row weights divided by their sum
     inv_std: Tensor  # (T, P, 1, D)
     shift: Tensor  # (T, P, 1, D) mean / std
@@ -85,10 +85,11 @@ class _Problems:
 
     def take(self, tasks: Tensor, index: Tensor) -> _Problems:
         """Tasks ``tasks`` (T',) and, of task ``tasks[i]``, the problems at ``index[i]`` (T', P')."""
-        per_problem = (getattr(self, f.name)[tasks[:, None], index] for f in fields(self)[4:])
+        shared, own = fields(self)[:3], fields(self)[3:]  # the task's rows and labels; each problem's own
+        per_problem = [getattr(self, f.name)[tasks[:, None], index] for f in own]
         if len(tasks) == len(self.x):  # every task (``tasks`` is sorted and distinct): no copy of the rows
-            return _Problems(self.x, self.x32, self.y1h, self.label, *per_problem)
-        return _Problems(self.x[tasks], self.x32[tasks], self.y1h[tasks], self.label[tasks], *per_problem)
+            return _Problems(*(getattr(self, f.name) for f in shared), *per_problem)
+        return _Problems(*(getattr(self, f.name)[tasks] for f in shared), *per_problem)
 
     def _affine(self, theta: Tensor, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
         """theta (T, P, K*D + K) (weights stored transposed, (K, D)) -> the weights on the task's rows
@@ -96,7 +97,7 @@ class _Problems:
         (T, P, K))."""
         t, p, _ = theta.shape
         d = self.x.shape[2]
-        k = self.y1h.shape[2]
+        k = theta.shape[2] // (d + 1)
         weight = theta[..., : k * d].view(t, p, k, d)
         scaled = torch.mul(weight, self.inv_std, out=torch.empty(t, p, k, d, dtype=dtype, device=theta.device))
         return scaled, theta[..., k * d :] - (weight * self.shift).sum(-1)
@@ -118,10 +119,10 @@ class _Problems:
 
     def value(self, z: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
         """f (T, P) at ``theta`` from its logits ``z``, and the log-probabilities (for :meth:`gradient`)."""
-        k, d = self.y1h.shape[2], self.x.shape[2]
-        t, p, _, n = z.shape
+        t, p, k, n = z.shape
+        d = self.x.shape[2]
         logp = torch.log_softmax(z, dim=2)
-        # the label's log-probability, bit for bit ``(logp * y1h).sum(2)`` (the other terms are exact zeros)
+        # the label's log-probability, bit for bit ``(logp * onehot).sum(2)`` (the other terms are exact zeros)
         ce = -logp.gather(2, self.label.expand(t, p, 1, n)).squeeze(2)
         f = (ce * self.w).sum(-1) + self.l2 * theta[..., : k * d].pow(2).sum(-1)
         return f, logp
@@ -132,9 +133,12 @@ class _Problems:
         t, p, k, n = logp.shape
         d = self.x.shape[2]
         weight = theta[..., : k * d].view(t, p, k, d)
-        # in place, in the order of ``(exp(logp) - y1h) * w`` and ``g * inv_std - colsum * shift + 2 l2 W``:
-        # the same bits with fewer fresh tensors (written memory costs more than memory read: module docstring)
-        dlogits = logp.exp().sub_(self.y1h).mul_(self.w[:, :, None, :])
+        # in place, in the order of ``(exp(logp) - onehot) * w`` and ``g * inv_std - colsum * shift + 2 l2 W``:
+        # the same bits with fewer fresh tensors (written memory costs more than memory read: module
+        # docstring); the one-hot labels subtracted as 1 at each label (the other entries minus 0 are exact)
+        where = self.label.expand(t, p, 1, n)
+        dlogits = logp.exp().scatter_add_(2, where, logp.new_full((), -1.0).expand(t, p, 1, n))
+        dlogits.mul_(self.w[:, :, None, :])
         colsum = dlogits.sum(-1)
         g_scaled = _bmm(dlogits.view(t, p * k, n).float(), self.x32).view(t, p, k, d)
         out = torch.empty(t, p, k * d + k, dtype=torch.float64, device=theta.device)
@@ -191,10 +195,9 @@ def solve_logistic(
     # rounding of (x - m) up into gradient noise above ``tol`` (measured: 300 iterations instead of 44)
     constant = std < 1e-6
     std = torch.where(constant, 1.0, std)
-    y1h = torch.nn.functional.one_hot(y.clamp_min(0), k).double().mT[:, None]  # (t, 1, k, n)
     label = y.clamp_min(0)[:, None, None]  # (t, 1, 1, n)
     inv_std = torch.where(constant, 0.0, 1 / std)
-    data = _Problems(x, x.float(), y1h, label, w / w.sum(-1, keepdim=True).clamp_min(1e-300), inv_std[:, :, None],
+    data = _Problems(x, x.float(), label, w / w.sum(-1, keepdim=True).clamp_min(1e-300), inv_std[:, :, None],
                      (mean * inv_std)[:, :, None], l2)  # fmt: skip
     dim = d * k + k
     opts = dict(dtype=torch.float64, device=x.device)
