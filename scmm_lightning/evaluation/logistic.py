@@ -78,6 +78,7 @@ class _Problems:
     x: Tensor  # (T, n, D) rows, shared by a task's problems
     x32: Tensor  # the same in float32
     label: Tensor  # (T, 1, 1, n) the labels, as indices into the logits' class dimension
+    SHARED = ("x", "x32", "label")  # a task's, shared by its problems (the fields below: each problem's own)
     w: Tensor  # (T, P, n) row weights divided by their sum
     inv_std: Tensor  # (T, P, 1, D)
     shift: Tensor  # (T, P, 1, D) mean / std
@@ -85,11 +86,12 @@ class _Problems:
 
     def take(self, tasks: Tensor, index: Tensor) -> _Problems:
         """Tasks ``tasks`` (T',) and, of task ``tasks[i]``, the problems at ``index[i]`` (T', P')."""
-        shared, own = fields(self)[:3], fields(self)[3:]  # the task's rows and labels; each problem's own
-        per_problem = [getattr(self, f.name)[tasks[:, None], index] for f in own]
-        if len(tasks) == len(self.x):  # every task (``tasks`` is sorted and distinct): no copy of the rows
-            return _Problems(*(getattr(self, f.name) for f in shared), *per_problem)
-        return _Problems(*(getattr(self, f.name)[tasks] for f in shared), *per_problem)
+        every = len(tasks) == len(self.x)  # every task (``tasks`` is sorted and distinct): no copy of the rows
+        return _Problems(**{
+            f.name: getattr(self, f.name)[tasks[:, None], index] if f.name not in _Problems.SHARED
+            else getattr(self, f.name) if every else getattr(self, f.name)[tasks]
+            for f in fields(self)
+        })  # fmt: skip
 
     def _affine(self, theta: Tensor, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
         """theta (T, P, K*D + K) (weights stored transposed, (K, D)) -> the weights on the task's rows
