@@ -11,7 +11,7 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)
 REFERENCE_CONFIGS = experiments/seed_to_seed_iv.yaml experiments/seed_iv_to_seed.yaml experiments/deap_to_seed.yaml \
 	experiments/seed_to_deap_valence.yaml experiments/seed_to_deap_arousal.yaml
 
-.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval bench-real bench-recipes bench-probe rehearse-seed-iv reproduce-seed2deap reproduce-all ablations
+.PHONY: help install demo test test-all lint bench bench-de bench-recordings bench-eval device-wheels bench-real bench-recipes bench-probe rehearse-seed-iv reproduce-seed2deap reproduce-all ablations
 SETTING ?= experiments/ablations_synthetic.yaml
 
 help: ## show this help
@@ -45,6 +45,10 @@ bench-recordings: ## own-recordings reader on the 24 real eegmat EDF files: prep
 
 bench-eval: ## fine-tuning protocol on 32 DEAP-shaped subjects x 3 models, 1 vs 2 processes (last line JSON)
 	$(PYTHON) benchmarks/evaluation.py
+
+device-wheels: ## the wheels benchmarks/device_check.sh needs on a lent GPU machine (jsonargparse and helpers) into .whl/
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
+		$$($(PYTHON) -c "from importlib.metadata import version as v; print(*(f'{n}=={v(n)}' for n in ('jsonargparse', 'typeshed_client', 'docstring_parser')))")
 
 bench-real: ## every method under one cross-subject protocol on real EEG (eegmat), 3 seeds (~30 min on 2 cores; last line JSON)
 	$(PYTHON) benchmarks/real_eeg.py

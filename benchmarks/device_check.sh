@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The evaluation engines' GPU checks (issue 22), prepared to run in ONE call of the device tool on a
+# lent NVIDIA machine, whose image has torch, lightning, torchmetrics, h5py and scipy but not the
+# command line's jsonargparse:
+#
+#     make device-wheels    # here, once: jsonargparse and its two helpers as wheels, into .whl/
+#     run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=540)
+#
+# It runs, logging each step to $OUT (which the device tool brings back):
+#   1. the `gpu`-marked tests (tests/test_gpu.py): mixed precision, `fit` on CUDA, and the batched
+#      fine-tuning engine against the per-model loop on CUDA, both recipes;
+#   2. benchmarks/evaluation.py --device cuda on the fine-tuning protocol (32 DEAP-shaped subjects x
+#      3 rows = 96 models), loop vs batched, COMPARE_EPOCHS epochs: the same epochs and metrics, the
+#      ratio, both projected to 500 epochs;
+#   3. the target itself: the batched engine alone on that protocol for the full FULL_EPOCHS (500)
+#      epochs, aimed at under 2 minutes (`--engines batched`).
+# Written without a GPU (session 23; no device was lent): its duration there is an estimate (a few
+# minutes: README, Performance); on the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4
+# bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
+set -uo pipefail
+OUT=${OUT:-/tmp/device_check}
+DEVICE=${DEVICE:-cuda}
+COMPARE_EPOCHS=${COMPARE_EPOCHS:-5}
+FULL_EPOCHS=${FULL_EPOCHS:-500}
+SUBJECTS=${SUBJECTS:-32}
+# each benchmark step stopped after this many seconds (exit 124, logged as FAILED), so that the other
+# steps' logs still come back within the device tool's 10-minute command; the full-length step is
+# aimed at 120 s, so 300 s already tells how far it is from the target
+COMPARE_LIMIT=${COMPARE_LIMIT:-180}
+FULL_LIMIT=${FULL_LIMIT:-300}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G ".whl/*.whl" > /dev/null; then  # the carried wheels, outside the image's environment
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/device_site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/device_site"
+fi
+failed=0
+step() {  # step NAME COMMAND...: run it, its output to the screen and to $OUT/NAME.log
+    local name=$1
+    shift
+    echo "== $name: $*" | tee "$OUT/$name.log"
+    "$@" 2>&1 | tee -a "$OUT/$name.log" || { echo "== $name FAILED" | tee -a "$OUT/$name.log"; failed=1; }
+}
+step device "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+step gpu_tests "$PY" -m pytest -p no:cacheprovider -q -rA -m gpu tests/test_gpu.py
+step compare timeout "$COMPARE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune \
+    --subjects "$SUBJECTS" --epochs "$COMPARE_EPOCHS" --full_epochs "$FULL_EPOCHS"
+step full_length timeout "$FULL_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune \
+    --engines batched --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
+echo "== done, failed=$failed; logs in $OUT"
+exit "$failed"

@@ -1,0 +1,38 @@
+"""``benchmarks/device_check.sh``, the evaluation engines' GPU checks prepared for a lent device
+(README, Performance), run small on the CPU: a session that gets a device has 15 minutes of it, so
+every step must already work here (the gpu-marked tests skip without CUDA)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _last_json(log: str) -> dict:
+    return json.loads(log.strip().splitlines()[-1])
+
+
+def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> None:
+    env = {
+        **os.environ, "DEVICE": "cpu", "COMPARE_EPOCHS": "1", "FULL_EPOCHS": "2", "SUBJECTS": "3",
+        "PYTHON": sys.executable, "OUT": str(tmp_path),
+    }  # fmt: skip
+    done = subprocess.run(
+        ["bash", "benchmarks/device_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    logs = {p.stem: p.read_text() for p in tmp_path.glob("*.log")}
+    assert set(logs) == {"device", "gpu_tests", "compare", "full_length"}
+    assert "skipped" in logs["gpu_tests"] and "failed" not in logs["gpu_tests"]
+    compare, full = _last_json(logs["compare"]), _last_json(logs["full_length"])
+    # loop vs batched on 3 subjects x 3 rows for 1 epoch: the same epochs and metrics, a ratio
+    assert compare["same_results"] is True and compare["models"] == 9 and compare["epochs"] == 1
+    assert compare["finetune_speedup"] > 0 and compare["differences"] == {"finetune loop vs batched": 0}
+    # the batched engine alone for the full length: its time, no ratio and no comparison claimed
+    assert full["same_results"] is None and full["epochs"] == 2 and "finetune_speedup" not in full
+    assert "finetune_loop_1p_seconds" not in full and full["finetune_batched_1p_seconds"] > 0
