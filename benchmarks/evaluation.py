@@ -277,10 +277,12 @@ def main() -> None:
         if (kind, "loop", 1) not in runs or (kind, "batched", 1) not in runs:  # one engine: no ratio, no equality
             for engine in ("loop", "batched"):
                 if (kind, engine, 1) in runs:
-                    projected = f" (projected to {args['full_epochs']} epochs: "
-                    projected += f"{out[f'projected_minutes_{engine}']} min)" if kind == "finetune" else ""
-                    lines.append(f"{names[kind]} {engine} alone: {runs[(kind, engine, 1)][0]:.1f} s"
-                                 + (projected if kind == "finetune" else ""))  # fmt: skip
+                    line = f"{names[kind]} {engine} alone: {runs[(kind, engine, 1)][0]:.1f} s"
+                    if kind == "finetune":
+                        line += (
+                            f" (projected to {args['full_epochs']} epochs: {out[f'projected_minutes_{engine}']} min)"
+                        )
+                    lines.append(line)
             continue
         loop, batched = runs[(kind, "loop", 1)], runs[(kind, "batched", 1)]
         speedup = {"finetune": "finetune_speedup", "finetune_lpft": "lpft_speedup", "probe": "probe_speedup"}[kind]
