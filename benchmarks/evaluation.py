@@ -24,7 +24,12 @@ one-time costs -- BLAS initialisation, the allocator's first requests -- are pai
 run, which probes every few epochs); the fine-tuning workloads run for minutes and are timed cold. Both engines must choose the same epochs and L2 values and agree on every metric to
 1e-6 (``same_results``), except that one
 borderline test window per subject may be predicted differently (the float32 summation order
-differs; such flips are counted). ``--repeats N`` measures every configuration N times, the
+differs; such flips are counted). That is a tolerance, not a bound: where two values of a max-pooling
+window are nearly equal, the engines' different summation orders can pick different maxima and send
+that row's gradient to another position (session 23 traced one: ``--workloads finetune_lpft
+--lpft_subjects 2 --lpft_steps 4``, channel values 6e-8 apart, a gradient of the last convolution
+0.25 apart, Adam's first step then of opposite sign on 27 weights, 2 test windows apart; the default
+workloads agree). ``--repeats N`` measures every configuration N times, the
 repeats interleaved (loop, batched, loop, ...: on a shared machine a noisy minute then hits both
 engines), and reports medians, every repeat's seconds and each repeat's speed-up. Last line: JSON.
 """
