@@ -21,7 +21,8 @@ CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS
 (peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads = cores
 / processes). A probe call lasts seconds, so each probe configuration runs once untimed first (its
 one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once per training
-run, which probes every few epochs); the fine-tuning workloads run for minutes and are timed cold. Both engines must choose the same epochs and L2 values and agree on every metric to
+run, which probes every few epochs); the fine-tuning workloads are timed cold (session 23 timed a
+second call in the same process too: loop 11.82 vs 11.66 s, batched 2.85 vs 2.83 s, no bias). Both engines must choose the same epochs and L2 values and agree on every metric to
 1e-6 (``same_results``), except that one
 borderline test window per subject may be predicted differently (the float32 summation order
 differs; such flips are counted). That is a tolerance, not a bound: where two values of a max-pooling

@@ -84,14 +84,18 @@ class _Problems:
     shift: Tensor  # (T, P, 1, D) mean / std
     l2: Tensor  # (T, P)
 
+    def _field(self, name: str, tasks: Tensor, index: Tensor, every: bool = False) -> Tensor:
+        """Field ``name`` of tasks ``tasks`` and their problems ``index`` (``take``'s arguments); a
+        shared field is not copied when ``every`` task is kept."""
+        value = getattr(self, name)
+        if name in _Problems.SHARED:
+            return value if every else value[tasks]
+        return value[tasks[:, None], index]
+
     def take(self, tasks: Tensor, index: Tensor) -> _Problems:
         """Tasks ``tasks`` (T',) and, of task ``tasks[i]``, the problems at ``index[i]`` (T', P')."""
         every = len(tasks) == len(self.x)  # every task (``tasks`` is sorted and distinct): no copy of the rows
-        return _Problems(**{
-            f.name: getattr(self, f.name)[tasks[:, None], index] if f.name not in _Problems.SHARED
-            else getattr(self, f.name) if every else getattr(self, f.name)[tasks]
-            for f in fields(self)
-        })  # fmt: skip
+        return _Problems(**{f.name: self._field(f.name, tasks, index, every) for f in fields(self)})
 
     def _affine(self, theta: Tensor, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
         """theta (T, P, K*D + K) (weights stored transposed, (K, D)) -> the weights on the task's rows
@@ -128,10 +132,9 @@ class _Problems:
         timed in an ad-hoc copy of this module, 3 calls each)."""
         t, p, k, n = z.shape
         d = self.x.shape[2]
-        label, w, l2 = self.label, self.w, self.l2
-        if at is not None:
-            tasks, index = at
-            label, w, l2 = label[tasks], w[tasks[:, None], index], l2[tasks[:, None], index]
+        label, w, l2 = (
+            (self.label, self.w, self.l2) if at is None else (self._field(f, *at) for f in ("label", "w", "l2"))
+        )
         logp = torch.log_softmax(z, dim=2)
         # the label's log-probability, bit for bit ``(logp * onehot).sum(2)`` (the other terms are exact zeros)
         ce = -logp.gather(2, label.expand(t, p, 1, n)).squeeze(2)
