@@ -43,7 +43,7 @@ bench-de: ## DEAP-shaped raw -> DE extraction and cache reload times (last line 
 bench-recordings: ## own-recordings reader on the 24 real eegmat EDF files: prepare and reload times (last line JSON)
 	$(PYTHON) benchmarks/prepare_recordings.py
 
-bench-eval: ## fine-tuning protocol on 32 DEAP-shaped subjects x 3 models, 1 vs 2 processes (last line JSON)
+bench-eval: ## evaluation engines, loop vs batched: fine-tuning, LP-FT, one probe call; 1 and 2 processes, medians of 3 interleaved repeats (~9 min on 2 cores; last line JSON)
 	$(PYTHON) benchmarks/evaluation.py
 
 device-wheels: ## the wheels benchmarks/device_check.sh needs on a lent GPU machine (jsonargparse and helpers) into .whl/

@@ -14,6 +14,8 @@
 #      ratio, both projected to 500 epochs;
 #   3. the target itself: the batched engine alone on that protocol for the full FULL_EPOCHS (500)
 #      epochs, aimed at under 2 minutes (`--engines batched`).
+# Each benchmark step measures once (`--repeats 1`, not the benchmark's default 3): the device's
+# minutes are few, and step 3 alone is the target's whole length.
 # Written without a GPU (session 23; no device was lent): its duration there is an estimate (a few
 # minutes: README, Performance); on the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
@@ -47,8 +49,8 @@ step device "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', to
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 step gpu_tests "$PY" -m pytest -p no:cacheprovider -q -rA -m gpu tests/test_gpu.py
 step compare timeout "$COMPARE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune \
-    --subjects "$SUBJECTS" --epochs "$COMPARE_EPOCHS" --full_epochs "$FULL_EPOCHS"
+    --repeats 1 --subjects "$SUBJECTS" --epochs "$COMPARE_EPOCHS" --full_epochs "$FULL_EPOCHS"
 step full_length timeout "$FULL_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune \
-    --engines batched --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
+    --engines batched --repeats 1 --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
 echo "== done, failed=$failed; logs in $OUT"
 exit "$failed"

@@ -1,7 +1,7 @@
 """The evaluation protocol, per-model loop vs batched engine, in ONE run.
 
     python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
-                                    [--lpft_subjects 8] [--lpft_steps 20] [--repeats 1]
+                                    [--lpft_subjects 8] [--lpft_steps 20] [--repeats 3]
                                     [--workloads ...] [--engines loop batched old_lbfgs] [--processes 1 2]
 
 ``--engines batched --epochs 500`` times the batched engine alone on the protocol at its full length
@@ -32,7 +32,11 @@ that row's gradient to another position (session 23 traced one: ``--workloads fi
 0.25 apart, Adam's first step then of opposite sign on 27 weights, 2 test windows apart; the default
 workloads agree). ``--repeats N`` measures every configuration N times, the
 repeats interleaved (loop, batched, loop, ...: on a shared machine a noisy minute then hits both
-engines), and reports medians, every repeat's seconds and each repeat's speed-up. Last line: JSON.
+engines), and reports medians, every repeat's seconds and each repeat's speed-up. The default is 3:
+on this project's shared 2-core host one repeat in a few runs is far off the others (session 24:
+the fine-tuning ratio's repeats 3.36 / 4.19 / 4.15x in one run, 2.34 / 3.98 / 4.05x in another, each
+time a slow batched call), so a single repeat's ratio says more about the neighbours than about the
+engines; the median of three does not hang on one noisy minute. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -217,7 +221,11 @@ def main() -> None:
     p.add_argument("--lpft_subjects", type=int, default=8, help="DEAP-shaped subjects of the LP-FT workload")
     p.add_argument("--lpft_steps", type=int, default=20, help="LP-FT steps per model (the configs ship 200)")
     p.add_argument(
-        "--repeats", type=int, default=1, help="measure every configuration this many times, interleaved; medians"
+        "--repeats",
+        type=int,
+        default=3,
+        help="measure every configuration this many times, interleaved; medians (default 3: one noisy repeat "
+        "does not decide a ratio)",
     )
     p.add_argument(
         "--engines",
