@@ -19,6 +19,10 @@
 # Written without a GPU (session 23; no device was lent): its duration there is an estimate (a few
 # minutes: README, Performance); on the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
+# Session 24 ran it so (3 subjects) in a fresh venv holding only packages the device image lists
+# (torch 2.13 CPU, lightning, torchmetrics, numpy, scipy, h5py, einops, pytest, safetensors,
+# huggingface_hub, scikit-learn; no jsonargparse, mne or wandb) with PYTHON=that venv's python:
+# the carried wheels installed, the gpu tests collected (and skipped), both benchmark steps ran.
 set -uo pipefail
 OUT=${OUT:-/tmp/device_check}
 DEVICE=${DEVICE:-cuda}
