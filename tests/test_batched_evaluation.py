@@ -277,6 +277,46 @@ def test_probes_sharing_a_tasks_rows_are_the_probes_fitted_alone() -> None:
     torch.testing.assert_close(warm.weight, cold.weight, rtol=0, atol=5e-3)
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+def test_solver_bits_do_not_depend_on_the_block(classes: int) -> None:
+    """Every problem of a batched solve, solved alone (the loop engine's solve), gives the same bits,
+    on 2 and on 1 threads: how many problems, tasks and threads a product has must not change how
+    BLAS sums a row. Before session 24 the rows were passed to the logit change's float32 product
+    as a transposed view, for which MKL's order depended on them with 96 or more features (the
+    other tests here use 32-48, where it did not): with these 128 features the first problem alone
+    already differed from the batched solve on 2 threads, for both class counts; on the benchmark's
+    probe call (384 features) 26 of 450 fold problems and all 30 refits on 2 threads, every problem
+    on one, up to 4e-4 in a weight. 5 tasks with padding rows, 6 problems each (random row weights:
+    subsets and class-like weights; 2 penalties), from 0 and from starts."""
+    from scmm_lightning.evaluation.logistic import solve_logistic
+
+    rng = np.random.default_rng(11)
+    t, n, d, p = 5, 160, 128, 6
+    y = torch.tensor(rng.integers(0, classes, (t, n)))
+    x = torch.tensor(rng.standard_normal((t, n, d))) + 0.8 * torch.eye(classes, d, dtype=torch.float64)[y]
+    x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)
+    w = torch.tensor(rng.uniform(0.5, 2.0, (t, p, n))) * torch.tensor(rng.random((t, p, n)) > 0.3)
+    w[:, :, 140:] = 0  # padding rows
+    l2 = torch.tensor([1e-3, 1e-1] * 3, dtype=torch.float64).expand(t, p)
+    init = (torch.tensor(rng.normal(0, 0.05, (t, p, d, classes))), torch.tensor(rng.normal(0, 0.05, (t, p, classes))))
+    threads = torch.get_num_threads()
+    try:
+        for count in (2, 1):
+            torch.set_num_threads(count)
+            for start in (None, init):
+                together = solve_logistic(x, y, w, l2, classes, init=start)
+                assert int(together[-1].max()) > int(together[-1].min())  # problems stop at different iterations
+                for i in range(t):
+                    for j in range(p):
+                        one = None if start is None else tuple(v[i : i + 1, j : j + 1] for v in start)
+                        alone = solve_logistic(x[i : i + 1], y[i : i + 1], w[i : i + 1, j : j + 1],
+                                               l2[i : i + 1, j : j + 1], classes, init=one)  # fmt: skip
+                        for a, b in zip(alone, together):
+                            assert torch.equal(a[0, 0], b[i, j]), (count, start is None, i, j)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_the_loop_and_batched_probe_selections_are_bit_for_bit_the_same() -> None:
     """The loop engine solves one problem (fold x L2 value, then the refit) per call, on the fold's
     rows as a mask over its task's rows; the batched engine all of them in one solve. Every fold

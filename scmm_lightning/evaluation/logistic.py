@@ -64,7 +64,16 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     result then does not depend on how many rows the product has (BLAS computes rows of a partial
     block of 4 in another order: with 3 classes, a one-problem solve (3 rows) and a 12-problem solve
     (36 rows) differed by ~1e-7; padded, bit for bit), so a problem solved alone gives the bits it
-    gets in a batched solve (``tests/test_batched_evaluation.py``)."""
+    gets in a batched solve (``tests/test_batched_evaluation.py``). ``b`` must be contiguous, not a
+    transposed view: with the rows' transposed view as ``b`` and 96 or more features, MKL's float32
+    product summed a row in an order that depended on the product's number of rows (fewer than 16
+    or not), tasks and threads, and on 2 threads its float64 product of one task's 60 rows did too,
+    so a problem solved alone differed from the same problem in a batched solve (session 24, the
+    benchmark's probe call, 384 features: on 2 threads 26 of its 450 fold problems, those finishing
+    in a tail block of several tasks and few rows, and all 30 refits, up to 1.6e-6 in a weight; on
+    one thread every problem, up to 4e-4); with contiguous operands every combination of 1-15 tasks
+    and 4-60 rows checked gave the same bits on 1 and 2 threads (ad-hoc grid), and so does every
+    problem of that call and of ``test_solver_bits_do_not_depend_on_the_block``."""
     rows = a.shape[1]
     if rows % 4:
         a = torch.nn.functional.pad(a, (0, 0, 0, 4 - rows % 4))
@@ -75,10 +84,11 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
 class _Problems:
     """The data of T tasks x P problems (the working set); ``take`` keeps some of them."""
 
-    x: Tensor  # (T, n, D) rows, shared by a task's problems
-    x32: Tensor  # the same in float32
+    x_t: Tensor  # (T, D, n) rows, transposed and contiguous (``_bmm``), shared by a task's problems
+    x32: Tensor  # (T, n, D) the rows in float32 (the gradient's product)
+    x32_t: Tensor  # (T, D, n) the same transposed and contiguous (the logit change's product)
     label: Tensor  # (T, 1, 1, n) the labels, as indices into the logits' class dimension
-    SHARED = ("x", "x32", "label")  # a task's, shared by its problems (the fields below: each problem's own)
+    SHARED = ("x_t", "x32", "x32_t", "label")  # a task's, shared by its problems (the fields below: each problem's own)
     w: Tensor  # (T, P, n) row weights divided by their sum
     inv_std: Tensor  # (T, P, 1, D)
     shift: Tensor  # (T, P, 1, D) mean / std
@@ -94,7 +104,7 @@ class _Problems:
 
     def take(self, tasks: Tensor, index: Tensor) -> _Problems:
         """Tasks ``tasks`` (T',) and, of task ``tasks[i]``, the problems at ``index[i]`` (T', P')."""
-        every = len(tasks) == len(self.x)  # every task (``tasks`` is sorted and distinct): no copy of the rows
+        every = len(tasks) == len(self.x_t)  # every task (``tasks`` is sorted and distinct): no copy of the rows
         return _Problems(**{f.name: self._field(f.name, tasks, index, every) for f in fields(self)})
 
     def _affine(self, theta: Tensor, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
@@ -102,7 +112,7 @@ class _Problems:
         (W / s, (T, P, K, D), computed in float64 and stored as ``dtype``) and the bias (b - (m / s) W,
         (T, P, K))."""
         t, p, _ = theta.shape
-        d = self.x.shape[2]
+        d = self.x32.shape[2]
         k = theta.shape[2] // (d + 1)
         weight = theta[..., : k * d].view(t, p, k, d)
         scaled = torch.mul(weight, self.inv_std, out=torch.empty(t, p, k, d, dtype=dtype, device=theta.device))
@@ -113,14 +123,14 @@ class _Problems:
         t, p, _ = theta.shape
         scaled, offset = self._affine(theta)
         k = scaled.shape[2]
-        return _bmm(scaled.reshape(t, p * k, -1), self.x.mT).view(t, p, k, -1) + offset[..., None]
+        return _bmm(scaled.reshape(t, p * k, -1), self.x_t).view(t, p, k, -1) + offset[..., None]
 
     def logit_change(self, d: Tensor) -> Tensor:
         """The change of the logits along a step ``d`` (linear in it): a float32 product, in float64."""
         t, p, _ = d.shape
         scaled, offset = self._affine(d, torch.float32)  # rounded once, as ``(W / s).float()``
         k = scaled.shape[2]
-        out = _bmm(scaled.view(t, p * k, -1), self.x32.mT).view(t, p, k, -1)
+        out = _bmm(scaled.view(t, p * k, -1), self.x32_t).view(t, p, k, -1)
         return out + offset[..., None]  # float32 + float64: in float64, as ``out.double() + offset``
 
     def value(self, z: Tensor, theta: Tensor, at: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -131,7 +141,7 @@ class _Problems:
         benchmark's batched probe call with the copies and 0.05 s without, the same bits; its phases
         timed in an ad-hoc copy of this module, 3 calls each)."""
         t, p, k, n = z.shape
-        d = self.x.shape[2]
+        d = self.x32.shape[2]
         label, w, l2 = (
             (self.label, self.w, self.l2) if at is None else (self._field(f, *at) for f in ("label", "w", "l2"))
         )
@@ -145,7 +155,7 @@ class _Problems:
         """The gradient (T, P, K*D + K) of f at ``theta`` from its log-probabilities: d f / d logits =
         (softmax - onehot) * w_pi / sum_i w_pi, times the rows (a float32 product)."""
         t, p, k, n = logp.shape
-        d = self.x.shape[2]
+        d = self.x32.shape[2]
         weight = theta[..., : k * d].view(t, p, k, d)
         # in place, in the order of ``(exp(logp) - onehot) * w`` and ``g * inv_std - colsum * shift + 2 l2 W``:
         # the same bits with fewer fresh tensors (written memory costs more than memory read: module
@@ -211,8 +221,9 @@ def solve_logistic(
     std = torch.where(constant, 1.0, std)
     label = y.clamp_min(0)[:, None, None]  # (t, 1, 1, n)
     inv_std = torch.where(constant, 0.0, 1 / std)
-    data = _Problems(x, x.float(), label, w / w.sum(-1, keepdim=True).clamp_min(1e-300), inv_std[:, :, None],
-                     (mean * inv_std)[:, :, None], l2)  # fmt: skip
+    x32 = x.float()
+    data = _Problems(x.mT.contiguous(), x32, x32.mT.contiguous(), label, w / w.sum(-1, keepdim=True).clamp_min(1e-300),
+                     inv_std[:, :, None], (mean * inv_std)[:, :, None], l2)  # fmt: skip
     dim = d * k + k
     opts = dict(dtype=torch.float64, device=x.device)
     theta_out = torch.zeros(t, p, dim, **opts)
