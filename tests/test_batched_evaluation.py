@@ -286,8 +286,8 @@ def test_solver_bits_do_not_depend_on_the_block(classes: int) -> None:
     other tests here use 32-48, where it did not): with these 128 features the first problem alone
     already differed from the batched solve on 2 threads, for both class counts; on the benchmark's
     probe call (384 features) 26 of 450 fold problems and all 30 refits on 2 threads, every problem
-    on one, up to 4e-4 in a weight. 5 tasks with padding rows, 6 problems each (random row weights:
-    subsets and class-like weights; 2 penalties), from 0 and from starts."""
+    on one, up to 4e-4 in a weight. 5 tasks with padding rows, 6 problems each (random weights on
+    random subsets of the rows, 2 penalties), from 0 and from starts."""
     from scmm_lightning.evaluation.logistic import solve_logistic
 
     rng = np.random.default_rng(11)
