@@ -64,7 +64,8 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     result then does not depend on how many rows the product has (BLAS computes rows of a partial
     block of 4 in another order: with 3 classes, a one-problem solve (3 rows) and a 12-problem solve
     (36 rows) differed by ~1e-7; padded, bit for bit), so a problem solved alone gives the bits it
-    gets in a batched solve (``tests/test_batched_evaluation.py``). ``b`` must be contiguous, not a
+    gets in a batched solve (``tests/test_batched_evaluation.py``). ``b`` is made contiguous here (the
+    working set stores its rows in both layouts, so this copies nothing there), never passed as a
     transposed view: with the rows' transposed view as ``b`` and 96 or more features, MKL's float32
     product summed a row in an order that depended on the product's number of rows (fewer than 16
     or not), tasks and threads, and on 2 threads its float64 product of one task's 60 rows did too,
@@ -77,7 +78,7 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     rows = a.shape[1]
     if rows % 4:
         a = torch.nn.functional.pad(a, (0, 0, 0, 4 - rows % 4))
-    return torch.bmm(a, b)[:, :rows]
+    return torch.bmm(a, b.contiguous())[:, :rows]
 
 
 @dataclass
