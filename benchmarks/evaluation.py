@@ -36,7 +36,9 @@ engines), and reports medians, every repeat's seconds and each repeat's speed-up
 on this project's shared 2-core host one repeat in a few runs is far off the others (session 24:
 the fine-tuning ratio's repeats 3.36 / 4.19 / 4.15x in one run, 2.34 / 3.98 / 4.05x in another, each
 time a slow batched call), so a single repeat's ratio says more about the neighbours than about the
-engines; the median of three does not hang on one noisy minute. Last line: JSON.
+engines; the median of three does not hang on one noisy minute. First line: the host's float32
+matrix product rate (``host_matmul_gflops``), which the fine-tuning ratio moves with
+(:func:`matmul_gflops`). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -193,6 +195,24 @@ def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict,
     return queue.get()
 
 
+def matmul_gflops(device: torch.device, n: int = 2048) -> float:
+    """This host's float32 product of two n x n matrices, GFLOP/s (the best of 5 timings of 3
+    products, on every core). The batched fine-tuning engine spends ~40% of its time in matrix
+    products, the loop's small operations are bound by their number, so the fine-tuning ratio moves
+    with this figure: session 22's host did 325 GFLOP/s and ran the ratio at ~4x, session 25's (an
+    AMD EPYC, 2 cores) 116-183 GFLOP/s across the session and 2.96-3.77x."""
+    a = torch.randn(n, n, device=device)
+    seconds = []
+    for _ in range(6):  # the first is a warm-up
+        t0 = time.perf_counter()
+        for _product in range(3):
+            a @ a
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - t0)
+    return 3 * 2 * n**3 / min(seconds[1:]) / 1e9
+
+
 def mismatches(a: dict, b: dict, keys: Sequence[str]) -> list[str]:
     """Where two result sets differ: a chosen value (epoch, L2) or a metric beyond the tolerance."""
     found = []
@@ -244,6 +264,8 @@ def main() -> None:
     )
     args = vars(p.parse_args())
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
+    out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
+    print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)
     sizes = args["processes"] if args["device"] == "cpu" else [1]
     engines = {"finetune": ("loop", "batched"), "finetune_lpft": ("loop", "batched"),
                "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip

@@ -33,6 +33,7 @@ def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> No
     # loop vs batched on 3 subjects x 3 rows for 1 epoch: the same epochs and metrics, a ratio
     assert compare["same_results"] is True and compare["models"] == 9 and compare["epochs"] == 1
     assert compare["finetune_speedup"] > 0 and compare["differences"] == {"finetune loop vs batched": 0}
+    assert compare["host_matmul_gflops"] > 0  # the host's product rate, which the ratio moves with
     # the batched engine alone for the full length: its time, no ratio and no comparison claimed
     assert full["same_results"] is None and full["epochs"] == 2 and "finetune_speedup" not in full
     assert "finetune_loop_1p_seconds" not in full and full["finetune_batched_1p_seconds"] > 0
