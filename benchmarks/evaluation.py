@@ -197,10 +197,10 @@ def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict,
 
 def matmul_gflops(device: torch.device, n: int = 2048) -> float:
     """This host's float32 product of two n x n matrices, GFLOP/s (the best of 5 timings of 3
-    products, on every core). The batched fine-tuning engine spends ~40% of its time in matrix
+    products, on every core). The batched fine-tuning engine spends 40-62% of its time in matrix
     products, the loop's small operations are bound by their number, so the fine-tuning ratio moves
     with this figure: session 22's host did 325 GFLOP/s and ran the ratio at ~4x, session 25's (an
-    AMD EPYC, 2 cores) 116-183 GFLOP/s across the session and 2.96-3.77x."""
+    AMD EPYC, 2 cores) 116-183 GFLOP/s across the session and 2.96-3.84x."""
     a = torch.randn(n, n, device=device)
     seconds = []
     for _ in range(6):  # the first is a warm-up
