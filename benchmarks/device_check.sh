@@ -13,11 +13,16 @@
 #      3 rows = 96 models), loop vs batched, COMPARE_EPOCHS epochs: the same epochs and metrics, the
 #      ratio, both projected to 500 epochs;
 #   3. the target itself: the batched engine alone on that protocol for the full FULL_EPOCHS (500)
-#      epochs, aimed at under 2 minutes (`--engines batched`).
+#      epochs, aimed at under 2 minutes (`--engines batched`);
+#   4. one probe call (15 SEED-IV-shaped subjects x 5 L2 values x 3 folds + refits, 2 encoders), loop vs
+#      batched on the device: not a target, the issue's `--device cuda` figures for the probe (last, so
+#      that the fine-tuning steps come back whatever it costs).
 # Each benchmark step measures once (`--repeats 1`, not the benchmark's default 3): the device's
 # minutes are few, and step 3 alone is the target's whole length.
-# Written without a GPU (session 23; no device was lent): its duration there is an estimate (a few
-# minutes: README, Performance); on the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4
+# Written without a GPU (session 23); first run on a lent NVIDIA H200 in session 26 (torch 2.11.0+cu130,
+# the step limits below, passed then as variables): 302 s for the whole call, every step passed, the
+# 500-epoch step 88 s (logs: benchmarks/device_runs/2026-12-04-h200/; figures: README, Performance).
+# On the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4 PROBE_SUBJECTS=3
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
 # Session 24 ran it so (3 subjects) in a fresh venv holding only packages the device image lists
 # (torch 2.13 CPU, lightning, torchmetrics, numpy, scipy, h5py, einops, pytest, safetensors,
@@ -29,11 +34,14 @@ DEVICE=${DEVICE:-cuda}
 COMPARE_EPOCHS=${COMPARE_EPOCHS:-5}
 FULL_EPOCHS=${FULL_EPOCHS:-500}
 SUBJECTS=${SUBJECTS:-32}
+PROBE_SUBJECTS=${PROBE_SUBJECTS:-15}
 # each benchmark step stopped after this many seconds (exit 124, logged as FAILED), so that the other
 # steps' logs still come back within the device tool's 10-minute command; the full-length step is
-# aimed at 120 s, so 300 s already tells how far it is from the target
-COMPARE_LIMIT=${COMPARE_LIMIT:-180}
-FULL_LIMIT=${FULL_LIMIT:-300}
+# aimed at 120 s, so 240 s already tells how far it is from the target; with the gpu tests (28 s on
+# the H200) the steps' limits sum to ~520 s, inside `timeout_s=540`
+COMPARE_LIMIT=${COMPARE_LIMIT:-150}
+FULL_LIMIT=${FULL_LIMIT:-240}
+PROBE_LIMIT=${PROBE_LIMIT:-100}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -56,5 +64,7 @@ step compare timeout "$COMPARE_LIMIT" "$PY" benchmarks/evaluation.py --device "$
     --repeats 1 --subjects "$SUBJECTS" --epochs "$COMPARE_EPOCHS" --full_epochs "$FULL_EPOCHS"
 step full_length timeout "$FULL_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune \
     --engines batched --repeats 1 --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
+step probe timeout "$PROBE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads probe \
+    --engines loop batched --repeats 1 --probe_subjects "$PROBE_SUBJECTS"
 echo "== done, failed=$failed; logs in $OUT"
 exit "$failed"

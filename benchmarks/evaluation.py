@@ -14,12 +14,12 @@ every tenth); probe and fine-tuning both by the engine measured.
 Fine-tuning: a DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of
 32 x 5 DE, trials 1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a
 transfer table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epochs,
-projected to ``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on 15 SEED-IV-shaped
-subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4 classes), the
-CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe of main
-11f5091 (one problem at a time), for reference. Every configuration runs in its own spawned process
-(peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads = cores
-/ processes). A probe call lasts seconds, so each probe configuration runs once untimed first (its
+projected to ``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on ``--probe_subjects``
+(15) SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials
+fit/validate, 4 classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's
+torch L-BFGS probe of main 11f5091 (one problem at a time), for reference. Every configuration
+runs in its own spawned process (peak resident memory = that process's maximum RSS); 1 and 2
+processes (gloo; torch threads = cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed first (its
 one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once per training
 run, which probes every few epochs); the fine-tuning workloads are timed cold (session 23 timed a
 second call in the same process too: loop 11.82 vs 11.66 s, batched 2.85 vs 2.83 s, no bias). Both engines must choose the same epochs and L2 values and agree on every metric to
@@ -142,7 +142,7 @@ def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
             steps = args["lpft_steps"]
             config = FinetuneConfig(engine=engine, steps=steps, eval_every=max(1, steps // 10))
     else:
-        train, test = shaped(15, 24, 21, 62, 4, 16)
+        train, test = shaped(args["probe_subjects"], 24, 21, 62, 4, 16)
         encoders = {"cnn": CNNEncoder(62, 5), "raw_features": FlattenFeatures(62, 5)}
         kinds, classes = ("probe",), 4
         # the shipped selection (3-fold cross-validation, then a refit) over the 5-value grid
@@ -240,6 +240,7 @@ def main() -> None:
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to measure (CPU)")
     p.add_argument("--lpft_subjects", type=int, default=8, help="DEAP-shaped subjects of the LP-FT workload")
     p.add_argument("--lpft_steps", type=int, default=20, help="LP-FT steps per model (the configs ship 200)")
+    p.add_argument("--probe_subjects", type=int, default=15, help="SEED-IV-shaped subjects of the probe workload")
     p.add_argument(
         "--repeats",
         type=int,
@@ -306,6 +307,8 @@ def main() -> None:
                     out[f"projected_minutes_{engine}"] = round(minutes, 1)
         if kind == "finetune_lpft":
             out.update(lpft_subjects=args["lpft_subjects"], lpft_steps=args["lpft_steps"])
+        if kind == "probe":
+            out.update(probe_subjects=args["probe_subjects"])
         if kind != "finetune_lpft" and (kind, "batched", 1) in runs:
             for size in sizes[1:]:
                 found = mismatches(runs[(kind, "batched", 1)][1], runs[(kind, "batched", size)][1], keys[kind])

@@ -19,7 +19,7 @@ def _last_json(log: str) -> dict:
 
 def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> None:
     env = {
-        **os.environ, "DEVICE": "cpu", "COMPARE_EPOCHS": "1", "FULL_EPOCHS": "2", "SUBJECTS": "3",
+        **os.environ, "DEVICE": "cpu", "COMPARE_EPOCHS": "1", "FULL_EPOCHS": "2", "SUBJECTS": "3", "PROBE_SUBJECTS": "3",
         "PYTHON": sys.executable, "OUT": str(tmp_path),
     }  # fmt: skip
     done = subprocess.run(
@@ -27,7 +27,7 @@ def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     logs = {p.stem: p.read_text() for p in tmp_path.glob("*.log")}
-    assert set(logs) == {"device", "gpu_tests", "compare", "full_length"}
+    assert set(logs) == {"device", "gpu_tests", "compare", "full_length", "probe"}
     assert "skipped" in logs["gpu_tests"] and "failed" not in logs["gpu_tests"]
     compare, full = _last_json(logs["compare"]), _last_json(logs["full_length"])
     # loop vs batched on 3 subjects x 3 rows for 1 epoch: the same epochs and metrics, a ratio
@@ -37,3 +37,7 @@ def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> No
     # the batched engine alone for the full length: its time, no ratio and no comparison claimed
     assert full["same_results"] is None and full["epochs"] == 2 and "finetune_speedup" not in full
     assert "finetune_loop_1p_seconds" not in full and full["finetune_batched_1p_seconds"] > 0
+    # one probe call (3 subjects), loop vs batched: the same L2 values and metrics
+    probe = _last_json(logs["probe"])
+    assert probe["same_results"] is True and probe["probe_speedup"] > 0 and probe["probe_subjects"] == 3
+    assert probe["differences"] == {"probe loop vs batched": 0}
