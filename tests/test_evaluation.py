@@ -213,3 +213,20 @@ def test_the_transfer_command_under_torchrun_writes_one_table(tmp_path: Path) ->
     assert (tmp_path / "two" / "transfer_results.csv").read_text() == (
         tmp_path / "one" / "transfer_results.csv"
     ).read_text()
+
+
+def test_seeded_draws_as_manual_seed_and_leaves_the_callers_stream_as_it_was() -> None:
+    """``seeding.seeded``: inside, the values ``torch.manual_seed`` would give; after it, the
+    caller's stream goes on as if nothing had drawn (the CUDA half: tests/test_gpu.py)."""
+    from scmm_lightning.seeding import seeded
+
+    torch.manual_seed(123)
+    caller_stream = torch.rand(6)
+    torch.manual_seed(5)
+    expected_inside = torch.rand(4)
+    torch.manual_seed(123)
+    first = torch.rand(3)
+    with seeded(5):
+        inside = torch.rand(4)
+    assert torch.equal(inside, expected_inside)
+    assert torch.equal(torch.cat([first, torch.rand(3)]), caller_stream)

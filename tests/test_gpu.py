@@ -73,3 +73,26 @@ def test_batched_engine_equals_the_loop_on_cuda(recipe: str) -> None:
             b = results["batched"]["finetune"][name][subject]
             assert a[key] == b[key], (name, subject)
             assert abs(a["accuracy"] - b["accuracy"]) * a["n_test"] <= 1 + 1e-6, (name, subject)
+
+
+@pytest.mark.parametrize("engine", ["loop", "batched"])
+def test_the_protocol_leaves_the_cuda_generator_as_it_was(engine: str) -> None:
+    """Fine-tuning seeds its heads under ``seeding.seeded``, which forks every CUDA generator with
+    the CPU one: a probe or transfer callback inside a GPU pre-training run must not re-seed the run's
+    CUDA stream (``fork_rng(devices=[])`` around ``torch.manual_seed`` did, in the loop engine)."""
+    from test_batched_evaluation import encoders, target
+
+    from scmm_lightning.evaluation import FinetuneConfig, run_protocol
+    from scmm_lightning.seeding import seeded
+
+    train, test = target({1: 9, 2: 5})
+    gpu = {k: v.cuda() for k, v in encoders().items()}
+    torch.cuda.manual_seed(123)
+    before = torch.cuda.get_rng_state()
+    config = FinetuneConfig(batch_size=16, epochs=2, recipe="reference", engine=engine, selection="holdout")
+    run_protocol(gpu, train, test, 3, config, 7)
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    with seeded(5):  # inside, the CUDA generator is seeded too
+        inside = torch.rand(4, device="cuda")
+    torch.cuda.manual_seed(5)
+    assert torch.equal(inside, torch.rand(4, device="cuda"))

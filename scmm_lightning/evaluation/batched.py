@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..model import ClassifierHead
+from ..seeding import seeded
 from .finetune import (
     FinetuneConfig,
     balanced_selection_gap,
@@ -73,16 +74,11 @@ def build_model(
     """Encoder copy + ``head`` (a copy; or a fresh head initialised from ``seed``), exactly as
     :func:`finetune`. ``copy_encoder=False`` shares ``encoder`` itself (stacking copies its tensors
     anyway; 96 deep copies took ~7% of a batched protocol call). A fresh head is not copied again, and
-    on the CPU it is seeded through the CPU generator alone (the same values as ``torch.manual_seed``,
-    which also seeds every accelerator through a wrapper that took ~0.9 ms a call): the two took
-    0.20 s of a 3.2 s batched reference call with 96 models (cProfile, ``benchmarks/evaluation.py
-    --workloads finetune``)."""
+    it is drawn under :func:`~scmm_lightning.seeding.seeded` (on the CPU through the CPU generator
+    alone): the copies and ``torch.manual_seed`` took 0.20 s of a 3.2 s batched reference call with
+    96 models (cProfile, ``benchmarks/evaluation.py --workloads finetune``)."""
     fresh = head is None
-    with torch.random.fork_rng(devices=[]):
-        if torch.empty(()).device.type == "cpu":  # the default device (any torch version, any device context)
-            torch.default_generator.manual_seed(seed)
-        else:  # a head built on an accelerator draws from its generator: seed it as the loop does
-            torch.manual_seed(seed)
+    with seeded(seed):
         if fresh:
             head = ClassifierHead(encoder.out_features, num_classes, config.hidden)
     return nn.Sequential(copy.deepcopy(encoder) if copy_encoder else encoder, head if fresh else copy.deepcopy(head))

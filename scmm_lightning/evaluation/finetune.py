@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..model import ClassifierHead
+from ..seeding import seeded
 from .metrics import classification_metrics, present_class_balanced_accuracy
 from .probe import class_balance_weights, module_device
 
@@ -317,8 +318,7 @@ def finetune(
     lpft = config.recipe == "lpft"
     if lpft and head is None:
         raise ValueError("finetune.recipe lpft starts from the fitted probe: pass its head (Probe.as_linear())")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         if head is None:
             head = ClassifierHead(encoder.out_features, num_classes, config.hidden)
         model = nn.Sequential(copy.deepcopy(encoder), copy.deepcopy(head)).to(device)

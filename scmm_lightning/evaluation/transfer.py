@@ -10,12 +10,11 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from ..distributed import world
-from ..seeding import run_seed
+from ..seeding import run_seed, seeded
 from .finetune import FinetuneConfig
 from .probe import L2_GRID, FlattenFeatures
 from .protocol import run_protocol
@@ -65,8 +64,7 @@ def evaluation_target(datamodule: L.LightningDataModule | None, required: bool =
 
 def random_encoder(pl_module: L.LightningModule, seed: int) -> nn.Module:
     """A freshly initialised encoder of the module's architecture (the random-init control)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         encoder = pl_module.build_encoder()
     return encoder.to(pl_module.device)
 
