@@ -1,8 +1,9 @@
 """The evaluation protocol, per-model loop vs batched engine, in ONE run.
 
     python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
-                                    [--lpft_subjects 8] [--lpft_steps 20] [--repeats 3]
-                                    [--workloads ...] [--engines loop batched old_lbfgs] [--processes 1 2]
+                                    [--lpft_subjects 8] [--lpft_steps 20] [--probe_subjects 15]
+                                    [--repeats 3] [--workloads ...] [--engines loop batched old_lbfgs]
+                                    [--processes 1 2]
 
 ``--engines batched --epochs 500`` times the batched engine alone on the protocol at its full length
 (no ratio and no comparison then: ``same_results`` is null); ``benchmarks/device_check.sh`` runs that
@@ -11,33 +12,33 @@ and the loop-vs-batched comparison on a GPU.
 LP-FT (the shipped recipe and selection): ``--lpft_subjects`` DEAP-shaped subjects x the same 3
 rows, each a probe, 3 cross-validation fold models and a refit, ``--lpft_steps`` steps (checkpoint
 every tenth); probe and fine-tuning both by the engine measured.
-Fine-tuning: a DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of
-32 x 5 DE, trials 1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a
-transfer table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epochs,
-projected to ``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on ``--probe_subjects``
-(15) SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials
-fit/validate, 4 classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's
-torch L-BFGS probe of main 11f5091 (one problem at a time), for reference. Every configuration
-runs in its own spawned process (peak resident memory = that process's maximum RSS); 1 and 2
-processes (gloo; torch threads = cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed first (its
-one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once per training
-run, which probes every few epochs); the fine-tuning workloads are timed cold (session 23 timed a
-second call in the same process too: loop 11.82 vs 11.66 s, batched 2.85 vs 2.83 s, no bias). Both engines must choose the same epochs and L2 values and agree on every metric to
-1e-6 (``same_results``), except that one
-borderline test window per subject may be predicted differently (the float32 summation order
-differs; such flips are counted). That is a tolerance, not a bound: where two values of a max-pooling
-window are nearly equal, the engines' different summation orders can pick different maxima and send
-that row's gradient to another position (session 23 traced one: ``--workloads finetune_lpft
---lpft_subjects 2 --lpft_steps 4``, channel values 6e-8 apart, a gradient of the last convolution
-0.25 apart, Adam's first step then of opposite sign on 27 weights, 2 test windows apart; the default
-workloads agree). ``--repeats N`` measures every configuration N times, the
-repeats interleaved (loop, batched, loop, ...: on a shared machine a noisy minute then hits both
-engines), and reports medians, every repeat's seconds and each repeat's speed-up. The default is 3:
-on this project's shared 2-core host one repeat in a few runs is far off the others (session 24:
-the fine-tuning ratio's repeats 3.36 / 4.19 / 4.15x in one run, 2.34 / 3.98 / 4.05x in another, each
-time a slow batched call), so a single repeat's ratio says more about the neighbours than about the
-engines; the median of three does not hang on one noisy minute. First line: the host's float32
-matrix product rate (``host_matmul_gflops``), which the fine-tuning ratio moves with
+Fine-tuning: a DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of 32 x 5
+DE, trials 1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a transfer
+table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epochs, projected to
+``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on ``--probe_subjects`` (15)
+SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4
+classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe
+of main 11f5091 (one problem at a time), for reference. Every configuration runs in its own spawned
+process (peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads
+= cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed
+first (its one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once
+per training run, which probes every few epochs); the fine-tuning workloads are timed cold (session
+23 timed a second call in the same process too: loop 11.82 vs 11.66 s, batched 2.85 vs 2.83 s, no
+bias). Both engines must choose the same epochs and L2 values and agree on every metric to 1e-6
+(``same_results``), except that one borderline test window per subject may be predicted differently
+(the float32 summation order differs; such flips are counted). That is a tolerance, not a bound:
+where two values of a max-pooling window are nearly equal, the engines' different summation orders
+can pick different maxima and send that row's gradient to another position (session 23 traced one:
+``--workloads finetune_lpft --lpft_subjects 2 --lpft_steps 4``, channel values 6e-8 apart, a
+gradient of the last convolution 0.25 apart, Adam's first step then of opposite sign on 27 weights,
+2 test windows apart; the default workloads agree). ``--repeats N`` measures every configuration N
+times, the repeats interleaved (loop, batched, loop, ...: on a shared machine a noisy minute then
+hits both engines), and reports medians, every repeat's seconds and each repeat's speed-up. The
+default is 3: on this project's shared 2-core host one repeat in a few runs is far off the others
+(session 24: the fine-tuning ratio's repeats 3.36 / 4.19 / 4.15x in one run, 2.34 / 3.98 / 4.05x in
+another, each time a slow batched call), so a single repeat's ratio says more about the neighbours
+than about the engines; the median of three does not hang on one noisy minute. First line: the
+host's float32 matrix product rate (``host_matmul_gflops``), which the fine-tuning ratio moves with
 (:func:`matmul_gflops`). Last line: JSON.
 """
 

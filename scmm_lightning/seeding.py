@@ -40,8 +40,8 @@ def seeded(seed: int) -> Iterator[None]:
     dropout) go on as if nothing had drawn.
 
     On the CPU only the CPU generator is forked and seeded (the same values as ``torch.manual_seed``,
-    whose wrapper also seeds every accelerator, or queues it for one not yet initialised: ~0.9 ms a
-    call, 0.2 s of a 96-model batched protocol call). Where CUDA is initialised, or modules are built
+    whose wrapper also seeds every accelerator, or queues the seed for one not yet initialised, at
+    ~0.9 ms a call: 96 of them were most of 0.2 s of a 3.2 s batched protocol call). Where CUDA is initialised, or modules are built
     on another default device, ``torch.manual_seed`` seeds them too, and every CUDA device's generator
     is forked with the CPU's. ``torch.random.fork_rng(devices=[])`` around ``torch.manual_seed``, used
     before session 26, restored the CPU generator only and left each CUDA generator re-seeded."""
