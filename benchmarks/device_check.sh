@@ -15,8 +15,9 @@
 #   3. the target itself: the batched engine alone on that protocol for the full FULL_EPOCHS (500)
 #      epochs, aimed at under 2 minutes (`--engines batched`);
 #   4. one probe call (PROBE_SUBJECTS (15) SEED-IV-shaped subjects x 2 encoders x 5 L2 values x 3
-#      folds + refits), loop vs batched on the device: not a target, the issue's `--device cuda`
-#      figures for the probe (last, so that the fine-tuning steps come back whatever it costs).
+#      folds + refits), loop vs batched with `--device cuda`: the encoders embed on the GPU, the
+#      probe solver runs on the machine's CPU cores (`probe.embed` returns CPU tensors), so it times
+#      that machine's CPU, not the GPU; last, so that the fine-tuning steps come back whatever it costs.
 # Each benchmark step measures once (`--repeats 1`, not the benchmark's default 3): the device's
 # minutes are few, and step 3 alone is the target's whole length.
 # Written without a GPU (session 23); first run on a lent NVIDIA H200 in session 26 (torch 2.11.0+cu130,
