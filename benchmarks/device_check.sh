@@ -15,9 +15,14 @@
 #   3. the target itself: the batched engine alone on that protocol for the full FULL_EPOCHS (500)
 #      epochs, aimed at under 2 minutes (`--engines batched`);
 #   4. one probe call (PROBE_SUBJECTS (15) SEED-IV-shaped subjects x 2 encoders x 5 L2 values x 3
-#      folds + refits), loop vs batched with `--device cuda`: the encoders embed on the GPU, the
-#      probe solver runs on the machine's CPU cores (`probe.embed` returns CPU tensors), so it times
-#      that machine's CPU, not the GPU; last, so that the fine-tuning steps come back whatever it costs.
+#      folds + refits), loop vs batched with `--device cuda`: the encoders embed on the GPU and,
+#      since session 27, the probe solver runs there too (`probe.solver_device`; session 26's run of
+#      this step, before that, timed the machine's 16 CPU cores);
+#   5. (`lpft`, not in the default STEPS) the shipped LP-FT protocol, loop vs batched, at the
+#      benchmark's default size (LPFT_SUBJECTS (8) subjects x 3 rows x (3 folds + refit), LPFT_STEPS
+#      (20) steps).
+# STEPS chooses which run, in this order (default: "gpu_tests compare full_length probe"); e.g.
+# STEPS="gpu_tests probe lpft" once the fine-tuning figures are in (session 27).
 # Each benchmark step measures once (`--repeats 1`, not the benchmark's default 3): the device's
 # minutes are few, and step 3 alone is the target's whole length.
 # Written without a GPU (session 23); first run on a lent NVIDIA H200 in session 26 (torch 2.11.0+cu130,
@@ -43,18 +48,24 @@ PROBE_SUBJECTS=${PROBE_SUBJECTS:-15}
 COMPARE_LIMIT=${COMPARE_LIMIT:-150}
 FULL_LIMIT=${FULL_LIMIT:-240}
 PROBE_LIMIT=${PROBE_LIMIT:-100}
+LPFT_LIMIT=${LPFT_LIMIT:-150}
+LPFT_SUBJECTS=${LPFT_SUBJECTS:-8}
+LPFT_STEPS=${LPFT_STEPS:-20}
+STEPS=" ${STEPS:-gpu_tests compare full_length probe} "
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if compgen -G ".whl/*.whl" > /dev/null; then  # the carried wheels, outside the image's environment
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/device_site \
-        .whl/*.whl || exit 1
-    export PYTHONPATH="$PYTHONPATH:/tmp/device_site"
+if compgen -G ".whl/*.whl" > /dev/null; then  # the carried wheels, outside the image's environment (a
+    # folder of this run's own: two runs at once, as the test suite's, raced on one shared folder)
+    site=$(mktemp -d)
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:$site"
 fi
 failed=0
-step() {  # step NAME COMMAND...: run it, its output to the screen and to $OUT/NAME.log
+step() {  # step NAME COMMAND...: run it (if STEPS names it), its output to the screen and to $OUT/NAME.log
     local name=$1
     shift
+    [[ $name == device || $STEPS == *" $name "* ]] || return 0
     echo "== $name: $*" | tee "$OUT/$name.log"
     "$@" 2>&1 | tee -a "$OUT/$name.log" || { echo "== $name FAILED" | tee -a "$OUT/$name.log"; failed=1; }
 }
@@ -67,5 +78,7 @@ step full_length timeout "$FULL_LIMIT" "$PY" benchmarks/evaluation.py --device "
     --engines batched --repeats 1 --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
 step probe timeout "$PROBE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads probe \
     --engines loop batched --repeats 1 --probe_subjects "$PROBE_SUBJECTS"
+step lpft timeout "$LPFT_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune_lpft \
+    --engines loop batched --repeats 1 --lpft_subjects "$LPFT_SUBJECTS" --lpft_steps "$LPFT_STEPS"
 echo "== done, failed=$failed; logs in $OUT"
 exit "$failed"

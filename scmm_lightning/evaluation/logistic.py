@@ -22,8 +22,9 @@ both vectorised over problems: every problem takes its own steps, keeps its own 
 stops on its own (gradient max-norm below ``tol``). The objective, the iterates and the line search
 are float64 (the problems are strongly convex, and the solution, not an iteration budget, is what
 is compared between engines and with scikit-learn); the gradient's matrix product and the stored
-curvature pairs are float32: on the benchmark's probe call that changed no problem's iteration
-count beyond the history's own effect (mean 35.4 -> 31.8 iterations for history 10 -> 20) and cut
+curvature pairs are float32 on the CPU (float64 on a GPU: ``working_dtype``): on the benchmark's
+probe call that changed no problem's iteration count beyond the history's own effect (mean 35.4 ->
+31.8 iterations for history 10 -> 20) and cut
 a call from ~3.9 to ~3.2 s. Logits in float32 did not work: the Armijo test then compares values
 that differ by less than their rounding, and weakly penalised problems stalled at ``max_iter``.
 What works is the logits kept in float64 and moved along each step: the step's CHANGE of the
@@ -59,6 +60,23 @@ from torch import Tensor
 REFRESH = 25  # iterations between exact (float64 product) recomputations of the kept logits
 
 
+def working_dtype(device: torch.device) -> torch.dtype:
+    """The precision of the solver's gradient and logit-change products and of its curvature history:
+    float32 on the CPU (module docstring), float64 on a GPU. There cuBLAS and the reduction kernels
+    choose how to split a sum by the shapes of the whole block, so a problem's float32 arithmetic
+    depends on how many problems share its solve: on the lent H200 (session 27, the benchmark's
+    probe call, ``--device cuda``), in float32, the per-problem loop and the batched solve chose a
+    different L2 for one subject of 30 (raw features, subject 10, 0.01 vs 0.1: a tolerance-level
+    difference of the solutions moved a borderline validation window; the CPU's padding, ``_bmm``,
+    has no cuBLAS counterpart). In float64 such sums differ by ~1e-16, which should not reach the
+    solver's stopping and line-search decisions: on the CPU, with the products' sums split by the
+    block's shape, float32 reproduced that subject's difference and float64 made none
+    (``tests/test_batched_evaluation.py::test_a_block_shaped_summation_moves_no_probe_choice_in_float64``);
+    on a GPU it is not yet measured (``tests/test_gpu.py::test_the_probe_engines_give_the_same_probes_on_the_gpu``).
+    The solve is launch-bound there at the probe's sizes (the batched call 0.75 s in float32)."""
+    return torch.float64 if device.type == "cuda" else torch.float32
+
+
 def _bmm(a: Tensor, b: Tensor) -> Tensor:
     """``torch.bmm`` with ``a``'s rows padded to a multiple of 4 (zero rows, dropped after): a row's
     result then does not depend on how many rows the product has (BLAS computes rows of a partial
@@ -86,10 +104,15 @@ class _Problems:
     """The data of T tasks x P problems (the working set); ``take`` keeps some of them."""
 
     x_t: Tensor  # (T, D, n) rows, transposed and contiguous (``_bmm``), shared by a task's problems
-    x32: Tensor  # (T, n, D) the rows in float32 (the gradient's product)
-    x32_t: Tensor  # (T, D, n) the same transposed and contiguous (the logit change's product)
+    x_work: Tensor  # (T, n, D) the rows in the working precision (``working_dtype``: the gradient's product)
+    x_work_t: Tensor  # (T, D, n) the same transposed and contiguous (the logit change's product)
     label: Tensor  # (T, 1, 1, n) the labels, as indices into the logits' class dimension
-    SHARED = ("x_t", "x32", "x32_t", "label")  # a task's, shared by its problems (the fields below: each problem's own)
+    SHARED = (
+        "x_t",
+        "x_work",
+        "x_work_t",
+        "label",
+    )  # a task's, shared by its problems (the fields below: each problem's own)
     w: Tensor  # (T, P, n) row weights divided by their sum
     inv_std: Tensor  # (T, P, 1, D)
     shift: Tensor  # (T, P, 1, D) mean / std
@@ -113,7 +136,7 @@ class _Problems:
         (W / s, (T, P, K, D), computed in float64 and stored as ``dtype``) and the bias (b - (m / s) W,
         (T, P, K))."""
         t, p, _ = theta.shape
-        d = self.x32.shape[2]
+        d = self.x_work.shape[2]
         k = theta.shape[2] // (d + 1)
         weight = theta[..., : k * d].view(t, p, k, d)
         scaled = torch.mul(weight, self.inv_std, out=torch.empty(t, p, k, d, dtype=dtype, device=theta.device))
@@ -127,11 +150,12 @@ class _Problems:
         return _bmm(scaled.reshape(t, p * k, -1), self.x_t).view(t, p, k, -1) + offset[..., None]
 
     def logit_change(self, d: Tensor) -> Tensor:
-        """The change of the logits along a step ``d`` (linear in it): a float32 product, in float64."""
+        """The change of the logits along a step ``d`` (linear in it): a product in the working precision
+        (float32 on the CPU), in float64."""
         t, p, _ = d.shape
-        scaled, offset = self._affine(d, torch.float32)  # rounded once, as ``(W / s).float()``
+        scaled, offset = self._affine(d, self.x_work.dtype)  # rounded once, as ``(W / s).float()``
         k = scaled.shape[2]
-        out = _bmm(scaled.view(t, p * k, -1), self.x32_t).view(t, p, k, -1)
+        out = _bmm(scaled.view(t, p * k, -1), self.x_work_t).view(t, p, k, -1)
         return out + offset[..., None]  # float32 + float64: in float64, as ``out.double() + offset``
 
     def value(self, z: Tensor, theta: Tensor, at: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -142,7 +166,7 @@ class _Problems:
         benchmark's batched probe call with the copies and 0.05 s without, the same bits; its phases
         timed in an ad-hoc copy of this module, 3 calls each)."""
         t, p, k, n = z.shape
-        d = self.x32.shape[2]
+        d = self.x_work.shape[2]
         label, w, l2 = (
             (self.label, self.w, self.l2) if at is None else (self._field(f, *at) for f in ("label", "w", "l2"))
         )
@@ -154,9 +178,9 @@ class _Problems:
 
     def gradient(self, logp: Tensor, theta: Tensor) -> Tensor:
         """The gradient (T, P, K*D + K) of f at ``theta`` from its log-probabilities: d f / d logits =
-        (softmax - onehot) * w_pi / sum_i w_pi, times the rows (a float32 product)."""
+        (softmax - onehot) * w_pi / sum_i w_pi, times the rows (a product in the working precision)."""
         t, p, k, n = logp.shape
-        d = self.x32.shape[2]
+        d = self.x_work.shape[2]
         weight = theta[..., : k * d].view(t, p, k, d)
         # in place, in the order of ``(exp(logp) - onehot) * w`` and ``g * inv_std - colsum * shift + 2 l2 W``:
         # the same bits with fewer fresh tensors (written memory costs more than memory read: module
@@ -165,7 +189,7 @@ class _Problems:
         dlogits = logp.exp().scatter_add_(2, where, logp.new_full((), -1.0).expand(t, p, 1, n))
         dlogits.mul_(self.w[:, :, None, :])
         colsum = dlogits.sum(-1)
-        g_scaled = _bmm(dlogits.view(t, p * k, n).float(), self.x32).view(t, p, k, d)
+        g_scaled = _bmm(dlogits.view(t, p * k, n).to(self.x_work.dtype), self.x_work).view(t, p, k, d)
         out = torch.empty(t, p, k * d + k, dtype=torch.float64, device=theta.device)
         g_weight = out[..., : k * d].view(t, p, k, d)
         torch.mul(g_scaled, self.inv_std, out=g_weight)  # float32 x float64: in float64
@@ -222,8 +246,11 @@ def solve_logistic(
     std = torch.where(constant, 1.0, std)
     label = y.clamp_min(0)[:, None, None]  # (t, 1, 1, n)
     inv_std = torch.where(constant, 0.0, 1 / std)
-    x32 = x.float()
-    data = _Problems(x.mT.contiguous(), x32, x32.mT.contiguous(), label, w / w.sum(-1, keepdim=True).clamp_min(1e-300),
+    work = working_dtype(x.device)
+    x_t = x.mT.contiguous()
+    x_work = x.to(work)
+    x_work_t = x_t if work == x.dtype else x_work.mT.contiguous()
+    data = _Problems(x_t, x_work, x_work_t, label, w / w.sum(-1, keepdim=True).clamp_min(1e-300),
                      inv_std[:, :, None], (mean * inv_std)[:, :, None], l2)  # fmt: skip
     dim = d * k + k
     opts = dict(dtype=torch.float64, device=x.device)
@@ -245,9 +272,9 @@ def solve_logistic(
     z = data.logits(theta)
     f, logp = data.value(z, theta)
     g = data.gradient(logp, theta)
-    s_hist = torch.zeros(history, t, p, dim, dtype=torch.float32, device=x.device)
+    s_hist = torch.zeros(history, t, p, dim, dtype=work, device=x.device)
     y_hist = torch.zeros_like(s_hist)
-    rho = torch.zeros(history, t, p, dtype=torch.float32, device=x.device)
+    rho = torch.zeros(history, t, p, dtype=work, device=x.device)
     gamma = torch.ones(t, p, **opts)
     active = g.abs().amax(-1) > tol
     iters = torch.zeros(t, p, dtype=torch.long, device=x.device)
@@ -269,18 +296,18 @@ def solve_logistic(
             z = data.logits(theta)
             f, logp = data.value(z, theta)
             g = data.gradient(logp, theta)
-        q = g.float()
+        q = g.to(work, copy=True)  # (updated in place below: never ``g`` itself)
         order = [(it - 1 - i) % history for i in range(min(it, history))]
         alphas = []
         for j in order:  # two-loop recursion (slots with rho = 0 hold no pair and contribute nothing)
             a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
             q.addcmul_(y_hist[j], a[..., None], value=-1)
             alphas.append(a)
-        r = q.mul_(gamma[..., None].float())  # (q is not used after this)
+        r = q.mul_(gamma[..., None].to(work))  # (q is not used after this)
         for j, a in zip(reversed(order), reversed(alphas)):
             b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
             r.addcmul_(s_hist[j], (a - b)[..., None])
-        direction = r.double().neg_()
+        direction = r.to(torch.float64, copy=True).neg_()
         if it == 0:  # first step: steepest descent scaled as torch's L-BFGS does
             direction = -g * torch.clamp(1.0 / g.abs().sum(-1), max=1.0)[..., None]
         slope = (g * direction).sum(-1)

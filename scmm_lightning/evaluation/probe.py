@@ -104,6 +104,17 @@ def _row_weights(y: Tensor, member: Tensor, num_classes: int, balanced: bool) ->
     return class_balance_weights(y[member], num_classes)[y] * member
 
 
+def solver_device(device: torch.device | str | None) -> torch.device:
+    """Where the probe's solver runs for embeddings (or an encoder) on ``device``: a CUDA device
+    itself, the CPU otherwise (``None`` included). The solver keeps its iterates, objective and line
+    search in float64, which MPS does not have. On the lent H200 (session 27, the benchmark's probe
+    call with ``--device cuda``, float32 products) the batched call took 0.75 s on the GPU against
+    0.73 s on that machine's 16 CPU cores (session 26), the per-problem loop 37.3 s against 16.8 s:
+    a GPU does not speed a call this small up, it spares the copy to the CPU and the host's cores."""
+    device = torch.device("cpu" if device is None else device)
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
 def fit_linear_probes(
     tasks: list[tuple[Tensor, Tensor, list[Tensor]]],
     l2: Tensor,
@@ -111,6 +122,7 @@ def fit_linear_probes(
     balanced: bool = False,
     init: list[tuple[Tensor, Tensor]] | None = None,
     rows: int | None = None,
+    device: torch.device | str | None = None,
 ) -> list[list[list[Probe]]]:
     """Multinomial logistic regressions on standardised features, all solved together
     (``logistic.solve_logistic``; the objective and its scale are stated there: ``l2`` multiplies
@@ -120,8 +132,10 @@ def fit_linear_probes(
     fit of a task; ``init`` one start per task (``Probe.affine``'s (A, c), for all its fits and
     penalties) instead of 0; ``rows``: pad every task to this many rows (weight 0) instead of the
     most any task has (a problem's arithmetic depends on its padded length, not on the other
-    problems: solved alone at the padding of a bigger solve it gives that solve's bits). Returns
-    ``probes[task][fit][g]``."""
+    problems: solved alone at the padding of a bigger solve it gives that solve's bits); ``device``:
+    where the solve runs (:func:`solver_device`: a CUDA device, else the CPU), the probes returned
+    on the CPU either way (a GPU's products sum in another order: its probes equal the CPU's to the
+    solver's tolerance, not bit for bit). Returns ``probes[task][fit][g]``."""
     grid = l2.shape[1]
     n_max = max([len(x) for x, _, _ in tasks] + [rows or 0])
     fits = max(len(masks) for *_, masks in tasks)
@@ -144,7 +158,12 @@ def fit_linear_probes(
         a = torch.stack([s[:, None] * a.double() for (_, s), (a, _) in zip(scale, init)])
         c = torch.stack([c.double() + m @ a.double() for (m, _), (a, c) in zip(scale, init)])
         start = (a[:, None].expand(-1, fits * grid, -1, -1), c[:, None].expand(-1, fits * grid, -1))
-    weight, bias, mean, std, _ = solve_logistic(xs, ys, ws, l2.double().repeat(1, fits), num_classes, init=start)
+    on = solver_device(device)
+    if start is not None:
+        start = tuple(v.to(on) for v in start)
+    solved = solve_logistic(xs.to(on), ys.to(on), ws.to(on), l2.double().repeat(1, fits).to(on), num_classes,
+                            init=start)  # fmt: skip
+    weight, bias, mean, std, _ = (v.cpu() for v in solved)
     return [
         [
             [Probe(m + s * mean[i, j * grid + g], s * std[i, j * grid + g], weight[i, j * grid + g],
@@ -164,14 +183,15 @@ def fit_linear_probe(
     init: tuple[Tensor, Tensor] | None = None,
     fit: Tensor | None = None,
     rows: int | None = None,
+    device: torch.device | str | None = None,
 ) -> Probe:
     """One probe (see :func:`fit_linear_probes`) on the rows of the boolean mask ``fit`` (default:
-    every row), ``rows`` the padding; ``balanced`` weights each class by n / (K * n_class). Returns a
-    function mapping features to logits."""
+    every row), ``rows`` the padding, solved on ``device`` (:func:`solver_device`); ``balanced``
+    weights each class by n / (K * n_class). Returns a function mapping features to logits."""
     fit = torch.ones(len(train_x), dtype=torch.bool) if fit is None else fit
     l2_ = torch.tensor([[float(l2)]], dtype=torch.float64)
     return fit_linear_probes(
-        [(train_x, train_y, [fit])], l2_, num_classes, balanced, None if init is None else [init], rows
+        [(train_x, train_y, [fit])], l2_, num_classes, balanced, None if init is None else [init], rows, device
     )[0][0][0]
 
 
@@ -233,6 +253,7 @@ def select_and_fit_probes(
     batched: bool = True,
     holdout_fits: list[Tensor] | None = None,
     fold_head_l2: str = "shared",
+    device: torch.device | str | None = None,
 ) -> list[SelectedProbe]:
     """For each task ``(x, y, folds)`` (``folds``: validation masks over the rows; one mask is a
     plain hold-out, K masks K-fold cross-validation): fit on each fold's other rows for every value
@@ -250,7 +271,9 @@ def select_and_fit_probes(
     same start, a probe on those rows only (solved beside the refit on the task's shared rows).
     ``fold_head_l2``: which probe of each fold LP-FT's fold model starts from (``fold_heads`` of the
     result): ``shared``, the fold's probe at the chosen L2; ``other_folds``, at the L2 best on the
-    other folds' validation rows (``FinetuneConfig.fold_head_l2``)."""
+    other folds' validation rows (``FinetuneConfig.fold_head_l2``). ``device``: where every solve
+    runs, either engine (:func:`solver_device`; the protocol passes its encoder's device); the
+    validation scoring and the probes returned stay on the CPU."""
     if fold_head_l2 not in ("shared", "other_folds"):
         raise ValueError(f"fold_head_l2={fold_head_l2!r}: must be 'shared' or 'other_folds' (finetune.fold_head_l2)")
     grid_values = list(map(float, l2_grid))
@@ -260,11 +283,12 @@ def select_and_fit_probes(
     if batched:
         per_task = fit_linear_probes(
             [(x, y, [~val for val in folds]) for x, y, folds in tasks], grid.expand(len(tasks), -1), num_classes,
-            balanced,
+            balanced, device=device,
         )  # fmt: skip
     else:
         per_task = [
-            [[fit_linear_probe(x, y, num_classes, l2, balanced, fit=~val, rows=padded) for l2 in grid_values]
+            [[fit_linear_probe(x, y, num_classes, l2, balanced, fit=~val, rows=padded, device=device)
+              for l2 in grid_values]
              for val in folds]
             for x, y, folds in tasks
         ]  # fmt: skip
@@ -296,16 +320,18 @@ def select_and_fit_probes(
         l2_chosen = torch.tensor([[grid_values[g]] for g, *_ in chosen], dtype=torch.float64)
         fits = [[every(x)] + ([] if mask is None else [mask]) for (x, _, _), mask in zip(tasks, extra)]
         solved = fit_linear_probes([(x, y, f) for (x, y, _), f in zip(tasks, fits)], l2_chosen, num_classes, balanced,
-                                   starts)  # fmt: skip
+                                   starts, device=device)  # fmt: skip
         final = [r[0][0] for r in solved]
         held = [r[1][0] if len(r) > 1 else None for r in solved]
     else:
         final = [
-            fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, rows=padded)
+            fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, rows=padded, device=device)
             for (x, y, _), (g, *_), start in zip(tasks, chosen, starts)
         ]
         held = [
-            None if mask is None else fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, mask, padded)
+            None
+            if mask is None
+            else fit_linear_probe(x, y, num_classes, grid_values[g], balanced, start, mask, padded, device)
             for (x, y, _), (g, *_), start, mask in zip(tasks, chosen, starts, extra)
         ]
     return [

@@ -372,6 +372,7 @@ def run_protocol(
                 batched=config.engine != "loop",
                 holdout_fits=heads,
                 fold_head_l2=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
+                device=module_device(encoders[name]),  # solved on the encoder's GPU (probe.solver_device)
             )
             h_test = embed(encoders[name], test.x) if "probe" in kinds else None
             for (_, _, part), sel in zip(probe_jobs, fitted):
