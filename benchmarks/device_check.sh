@@ -28,6 +28,10 @@
 # Written without a GPU (session 23); first run on a lent NVIDIA H200 in session 26 (torch 2.11.0+cu130,
 # the step limits below, passed then as variables): 302 s for the whole call, every step passed, the
 # 500-epoch step 88 s (logs: benchmarks/device_runs/2026-12-04-h200/; figures: README, Performance).
+# Session 27: STEPS="gpu_tests probe lpft" PROBE_LIMIT=240 LPFT_LIMIT=180, 269 s, every step ran (the
+# probe step's loop 37 s; logs: benchmarks/device_runs/2026-12-04-h200-session27/). What the next
+# device should run (the probe's float64 GPU solve, unmeasured): the same STEPS with
+# PROBE_LIMIT=150 LPFT_LIMIT=120 and timeout_s=420.
 # On the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4 PROBE_SUBJECTS=3
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
 # Session 24 ran it so (3 subjects) in a fresh venv holding only packages the device image lists

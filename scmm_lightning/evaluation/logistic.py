@@ -73,7 +73,10 @@ def working_dtype(device: torch.device) -> torch.dtype:
     block's shape, float32 reproduced that subject's difference and float64 made none
     (``tests/test_batched_evaluation.py::test_a_block_shaped_summation_moves_no_probe_choice_in_float64``);
     on a GPU it is not yet measured (``tests/test_gpu.py::test_the_probe_engines_give_the_same_probes_on_the_gpu``).
-    The solve is launch-bound there at the probe's sizes (the batched call 0.75 s in float32)."""
+    The solve is launch-bound there at the probe's sizes (the batched call 0.75 s in float32); the
+    float64 products are ~0.7 GFLOP an iteration on the benchmark's CNN fold solve (15 subjects x 15
+    problems x 4 classes x 384 features x 504 rows, two products), ~35 GFLOP a call: milliseconds on
+    a data-centre GPU, ~30 ms at a consumer GPU's float64 rate (~1 TFLOP/s; an estimate, not measured)."""
     return torch.float64 if device.type == "cuda" else torch.float32
 
 
