@@ -110,12 +110,8 @@ class _Problems:
     x_work: Tensor  # (T, n, D) the rows in the working precision (``working_dtype``: the gradient's product)
     x_work_t: Tensor  # (T, D, n) the same transposed and contiguous (the logit change's product)
     label: Tensor  # (T, 1, 1, n) the labels, as indices into the logits' class dimension
-    SHARED = (
-        "x_t",
-        "x_work",
-        "x_work_t",
-        "label",
-    )  # a task's, shared by its problems (the fields below: each problem's own)
+    # a task's fields, shared by its problems (the fields below: each problem's own)
+    SHARED = ("x_t", "x_work", "x_work_t", "label")
     w: Tensor  # (T, P, n) row weights divided by their sum
     inv_std: Tensor  # (T, P, 1, D)
     shift: Tensor  # (T, P, 1, D) mean / std
@@ -159,7 +155,7 @@ class _Problems:
         scaled, offset = self._affine(d, self.x_work.dtype)  # rounded once, as ``(W / s).float()``
         k = scaled.shape[2]
         out = _bmm(scaled.view(t, p * k, -1), self.x_work_t).view(t, p, k, -1)
-        return out + offset[..., None]  # float32 + float64: in float64, as ``out.double() + offset``
+        return out + offset[..., None]  # (float32 on the CPU) + float64: in float64, as ``out.double() + offset``
 
     def value(self, z: Tensor, theta: Tensor, at: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """f (T, P) at ``theta`` from its logits ``z``, and the log-probabilities (for :meth:`gradient`).
@@ -195,7 +191,7 @@ class _Problems:
         g_scaled = _bmm(dlogits.view(t, p * k, n).to(self.x_work.dtype), self.x_work).view(t, p, k, d)
         out = torch.empty(t, p, k * d + k, dtype=torch.float64, device=theta.device)
         g_weight = out[..., : k * d].view(t, p, k, d)
-        torch.mul(g_scaled, self.inv_std, out=g_weight)  # float32 x float64: in float64
+        torch.mul(g_scaled, self.inv_std, out=g_weight)  # (float32 on the CPU) x float64: in float64
         g_weight.sub_(colsum[..., None] * self.shift).add_(2 * self.l2[..., None, None] * weight)
         out[..., k * d :] = colsum
         return out
