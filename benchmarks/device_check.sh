@@ -18,6 +18,9 @@
 #      folds + refits), loop vs batched with `--device cuda`: the encoders embed on the GPU and,
 #      since session 27, the probe solver runs there too (`probe.solver_device`; session 26's run of
 #      this step, before that, timed the machine's 16 CPU cores);
+#   4b. (`probe_float32`, not in the default STEPS) the same probe call with the solver's products and
+#      history in float32 (`--probe_precision float32`), as in session 27's run: the GPU's default
+#      (float64, `logistic.working_dtype`) against it, on one machine;
 #   5. (`lpft`, not in the default STEPS) the shipped LP-FT protocol, loop vs batched, at the
 #      benchmark's default size (LPFT_SUBJECTS (8) subjects x 3 rows x (3 folds + refit), LPFT_STEPS
 #      (20) steps).
@@ -30,8 +33,9 @@
 # 500-epoch step 88 s (logs: benchmarks/device_runs/2026-12-04-h200/; figures: README, Performance).
 # Session 27: STEPS="gpu_tests probe lpft" PROBE_LIMIT=240 LPFT_LIMIT=180, 269 s, every step ran (the
 # probe step's loop 37 s; logs: benchmarks/device_runs/2026-12-04-h200-session27/). What the next
-# device should run (the probe's float64 GPU solve, unmeasured): the same STEPS with
-# PROBE_LIMIT=150 LPFT_LIMIT=120 and timeout_s=420.
+# device should run (the probe's float64 GPU solve, unmeasured):
+# STEPS="gpu_tests probe probe_float32 lpft" PROBE_LIMIT=200 LPFT_LIMIT=120 with timeout_s=590 (session
+# 27's probe step took ~160 s of its 269 s, the LP-FT step ~45 s, the gpu tests ~55 s: ~430 s expected).
 # On the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4 PROBE_SUBJECTS=3
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
 # Session 24 ran it so (3 subjects) in a fresh venv holding only packages the device image lists
@@ -82,6 +86,8 @@ step full_length timeout "$FULL_LIMIT" "$PY" benchmarks/evaluation.py --device "
     --engines batched --repeats 1 --subjects "$SUBJECTS" --epochs "$FULL_EPOCHS" --full_epochs "$FULL_EPOCHS"
 step probe timeout "$PROBE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads probe \
     --engines loop batched --repeats 1 --probe_subjects "$PROBE_SUBJECTS"
+step probe_float32 timeout "$PROBE_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 \
+    --workloads probe --engines loop batched --repeats 1 --probe_subjects "$PROBE_SUBJECTS" --probe_precision float32
 step lpft timeout "$LPFT_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune_lpft \
     --engines loop batched --repeats 1 --lpft_subjects "$LPFT_SUBJECTS" --lpft_steps "$LPFT_STEPS"
 echo "== done, failed=$failed; logs in $OUT"

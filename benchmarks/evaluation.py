@@ -2,6 +2,7 @@
 
     python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
                                     [--lpft_subjects 8] [--lpft_steps 20] [--probe_subjects 15]
+                                    [--probe_precision auto|float32|float64]
                                     [--repeats 3] [--workloads ...] [--engines loop batched old_lbfgs]
                                     [--processes 1 2]
 
@@ -18,7 +19,10 @@ table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epo
 ``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on ``--probe_subjects`` (15)
 SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4
 classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe
-of main 11f5091 (one problem at a time), for reference. Every configuration runs in its own spawned
+of main 11f5091 (one problem at a time), for reference. ``--probe_precision`` overrides the probe
+solver's working precision (``logistic.working_dtype``: float32 on the CPU, float64 on a GPU), in
+every workload that probes, to compare the two on one machine in one call (session 27: on a GPU, in
+float32 the engines chose one L2 differently; ``benchmarks/device_check.sh``'s ``probe_float32``). Every configuration runs in its own spawned
 process (peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads
 = cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed
 first (its one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once
@@ -172,6 +176,11 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=size)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
+    if args["probe_precision"] != "auto":  # the probe solver's working precision, overridden (module docstring)
+        from scmm_lightning.evaluation import logistic
+
+        dtype = getattr(torch, args["probe_precision"])
+        logistic.working_dtype = lambda device: dtype
     if kind == "probe":  # a call of seconds: its first-call costs (BLAS, allocator) untimed, as in a run
         workload(kind, engine, args)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -243,6 +252,13 @@ def main() -> None:
     p.add_argument("--lpft_steps", type=int, default=20, help="LP-FT steps per model (the configs ship 200)")
     p.add_argument("--probe_subjects", type=int, default=15, help="SEED-IV-shaped subjects of the probe workload")
     p.add_argument(
+        "--probe_precision",
+        choices=("auto", "float32", "float64"),
+        default="auto",
+        help="the probe solver's working precision (auto: logistic.working_dtype's, float32 on the CPU, float64 on a "
+        "GPU)",
+    )
+    p.add_argument(
         "--repeats",
         type=int,
         default=3,
@@ -266,6 +282,8 @@ def main() -> None:
     )
     args = vars(p.parse_args())
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
+    if args["probe_precision"] != "auto":
+        out["probe_precision"] = args["probe_precision"]
     out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
     print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)
     sizes = args["processes"] if args["device"] == "cpu" else [1]

@@ -44,17 +44,20 @@ def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> No
 
 
 def test_the_device_check_runs_the_steps_it_is_told(tmp_path: Path) -> None:
-    """``STEPS`` chooses the steps (the device identification always runs): here LP-FT alone, loop
-    vs batched at 2 subjects and 2 steps, the same steps and metrics."""
+    """``STEPS`` chooses the steps (the device identification always runs): here the probe call with
+    the solver's precision forced to float32 (3 subjects) and LP-FT (2 subjects, 2 steps), loop vs
+    batched, the same L2, steps and metrics."""
     env = {
-        **os.environ, "DEVICE": "cpu", "STEPS": "lpft", "LPFT_SUBJECTS": "2", "LPFT_STEPS": "2", "PYTHON": sys.executable,
-        "OUT": str(tmp_path),
+        **os.environ, "DEVICE": "cpu", "STEPS": "probe_float32 lpft", "PROBE_SUBJECTS": "3", "LPFT_SUBJECTS": "2",
+        "LPFT_STEPS": "2", "PYTHON": sys.executable, "OUT": str(tmp_path),
     }  # fmt: skip
     done = subprocess.run(
         ["bash", "benchmarks/device_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     logs = {p.stem: p.read_text() for p in tmp_path.glob("*.log")}
-    assert set(logs) == {"device", "lpft"}
+    assert set(logs) == {"device", "probe_float32", "lpft"}
+    probe = _last_json(logs["probe_float32"])
+    assert probe["probe_precision"] == "float32" and probe["same_results"] is True and probe["probe_subjects"] == 3
     lpft = _last_json(logs["lpft"])
     assert lpft["same_results"] is True and lpft["lpft_speedup"] > 0 and lpft["lpft_subjects"] == 2

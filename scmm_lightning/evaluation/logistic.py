@@ -76,7 +76,10 @@ def working_dtype(device: torch.device) -> torch.dtype:
     The solve is launch-bound there at the probe's sizes (the batched call 0.75 s in float32); the
     float64 products are ~0.7 GFLOP an iteration on the benchmark's CNN fold solve (15 subjects x 15
     problems x 4 classes x 384 features x 504 rows, two products), ~35 GFLOP a call: milliseconds on
-    a data-centre GPU, ~30 ms at a consumer GPU's float64 rate (~1 TFLOP/s; an estimate, not measured)."""
+    a data-centre GPU, ~30 ms at a consumer GPU's float64 rate (~1 TFLOP/s; an estimate, not measured).
+    The CPU keeps float32: its engines already agree bit for bit, and float64 there made the benchmark's
+    batched probe call 1.24x slower (1.76 vs 1.42 s, ``benchmarks/evaluation.py --workloads probe
+    --engines batched --repeats 1 --probe_precision float64`` vs ``auto``, one call each, session 27)."""
     return torch.float64 if device.type == "cuda" else torch.float32
 
 
