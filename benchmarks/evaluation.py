@@ -20,11 +20,12 @@ table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epo
 SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4
 classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe
 of main 11f5091 (one problem at a time), for reference. ``--probe_precision`` overrides the probe
-solver's working precision (``logistic.working_dtype``: float32 on the CPU, float64 on a GPU), in
+solver's working precision (``logistic.working_dtype``: float32 on the CPU, float64 on a GPU) in
 every workload that probes, to compare the two on one machine in one call (session 27: on a GPU, in
-float32 the engines chose one L2 differently; ``benchmarks/device_check.sh``'s ``probe_float32``). Every configuration runs in its own spawned
-process (peak resident memory = that process's maximum RSS); 1 and 2 processes (gloo; torch threads
-= cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed
+float32 the engines chose one L2 differently; ``benchmarks/device_check.sh``'s ``probe_float32``);
+the JSON's ``probe_working_dtype`` is the precision the measuring processes solved in. Every
+configuration runs in its own spawned process (peak resident memory = that process's maximum RSS);
+1 and 2 processes (gloo; torch threads = cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed
 first (its one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once
 per training run, which probes every few epochs); the fine-tuning workloads are timed cold (session
 23 timed a second call in the same process too: loop 11.82 vs 11.66 s, batched 2.85 vs 2.83 s, no
@@ -176,11 +177,14 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=size)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
-    if args["probe_precision"] != "auto":  # the probe solver's working precision, overridden (module docstring)
-        from scmm_lightning.evaluation import logistic
+    from scmm_lightning.evaluation import logistic
 
+    if args["probe_precision"] != "auto":  # the probe solver's working precision, overridden (module docstring)
         dtype = getattr(torch, args["probe_precision"])
         logistic.working_dtype = lambda device: dtype
+    used = str(logistic.working_dtype(torch.device(args["device"]))).removeprefix(
+        "torch."
+    )  # what this process solves in
     if kind == "probe":  # a call of seconds: its first-call costs (BLAS, allocator) untimed, as in a run
         workload(kind, engine, args)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -188,12 +192,12 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = usage.ru_maxrss / 1024  # MiB (Linux: KiB)
     if rank == 0:  # minor page faults of the timed call: fresh pages the kernel zeroed (scmm_lightning/allocator.py)
-        queue.put((seconds, res, peak, usage.ru_minflt - faults))
+        queue.put((seconds, res, peak, usage.ru_minflt - faults, used))
     if size > 1:
         dist.destroy_process_group()
 
 
-def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int]:
+def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int, str]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with socket.socket() as s:
@@ -282,8 +286,6 @@ def main() -> None:
     )
     args = vars(p.parse_args())
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
-    if args["probe_precision"] != "auto":
-        out["probe_precision"] = args["probe_precision"]
     out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
     print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)
     sizes = args["processes"] if args["device"] == "cpu" else [1]
@@ -297,7 +299,9 @@ def main() -> None:
             for engine in (e for e in engines[kind] if e in args["engines"]):
                 for size in sizes if engine != "old_lbfgs" else [1]:
                     key = (kind, engine, size)
-                    seconds, res, peak, faults = measure(kind, engine, size, args)
+                    seconds, res, peak, faults, used = measure(kind, engine, size, args)
+                    if kind != "finetune":  # it probes: the solver's working precision in the measuring process
+                        out["probe_working_dtype"] = used
                     times.setdefault(key, []).append(seconds)
                     faults_seen.setdefault(key, []).append(faults)
                     results.setdefault(key, res)

@@ -323,6 +323,19 @@ def test_solver_bits_do_not_depend_on_the_block(classes: int) -> None:
         torch.set_num_threads(threads)
 
 
+def probe_tasks() -> list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
+    """Two subjects' embeddings of different sizes (90, 130 rows; 32 features), 3 classes, 3
+    validation folds each: ``select_and_fit_probes``' tasks for the engine comparisons (here and in
+    ``test_gpu.py``)."""
+    rng = np.random.default_rng(5)
+    tasks = []
+    for n in (90, 130):
+        y = torch.tensor(rng.integers(0, 3, n))
+        x = torch.tensor(rng.standard_normal((n, 32)), dtype=torch.float32) + 0.6 * torch.eye(3, 32)[y]
+        tasks.append((x, y, [torch.arange(n) % 3 == j for j in range(3)]))
+    return tasks
+
+
 def test_the_loop_and_batched_probe_selections_are_bit_for_bit_the_same() -> None:
     """The loop engine solves one problem (fold x L2 value, then the refit) per call, on the fold's
     rows as a mask over its task's rows; the batched engine all of them in one solve. Every fold
@@ -333,14 +346,7 @@ def test_the_loop_and_batched_probe_selections_are_bit_for_bit_the_same() -> Non
     they differ by ~1e-7), 3 folds, a grid of 4, a class-balanced probe too."""
     from scmm_lightning.evaluation.probe import select_and_fit_probes
 
-    rng = np.random.default_rng(5)
-    tasks = []
-    for n in (90, 130):
-        y = torch.tensor(rng.integers(0, 3, n))
-        x = torch.tensor(rng.standard_normal((n, 32)), dtype=torch.float32) + 0.6 * torch.eye(3, 32)[y]
-        folds = [torch.arange(n) % 3 == j for j in range(3)]
-        tasks.append((x, y, folds))
-    grid = (1e-3, 1e-2, 1e-1, 1.0)
+    tasks, grid = probe_tasks(), (1e-3, 1e-2, 1e-1, 1.0)
     for balanced in (False, True):
         loop = select_and_fit_probes(tasks, 3, grid, balanced, batched=False)
         batched = select_and_fit_probes(tasks, 3, grid, balanced, batched=True)

@@ -58,6 +58,18 @@ def test_the_device_check_runs_the_steps_it_is_told(tmp_path: Path) -> None:
     logs = {p.stem: p.read_text() for p in tmp_path.glob("*.log")}
     assert set(logs) == {"device", "probe_float32", "lpft"}
     probe = _last_json(logs["probe_float32"])
-    assert probe["probe_precision"] == "float32" and probe["same_results"] is True and probe["probe_subjects"] == 3
+    assert probe["probe_working_dtype"] == "float32" and probe["same_results"] is True and probe["probe_subjects"] == 3
     lpft = _last_json(logs["lpft"])
     assert lpft["same_results"] is True and lpft["lpft_speedup"] > 0 and lpft["lpft_subjects"] == 2
+
+
+def test_the_benchmark_solves_the_probe_in_the_precision_it_is_told(tmp_path: Path) -> None:
+    """``--probe_precision float64`` reaches the spawned process that measures (on the CPU, whose own
+    precision is float32): its ``probe_working_dtype`` is reported from there."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/evaluation.py", "--device", "cpu", "--workloads", "probe", "--engines", "batched",
+         "--processes", "1", "--repeats", "1", "--probe_subjects", "2", "--probe_precision", "float64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert _last_json(done.stdout)["probe_working_dtype"] == "float64"

@@ -98,44 +98,40 @@ def test_the_protocol_leaves_the_cuda_generator_as_it_was(engine: str) -> None:
     assert torch.equal(inside, torch.rand(4, device="cuda"))
 
 
-def _probe_tasks() -> list:
-    """Two subjects' embeddings of different sizes, 3 classes, 3 validation folds each (the CPU
-    engines' bit-for-bit test's tasks, ``test_batched_evaluation.py``)."""
-    import numpy as np
-
-    rng = np.random.default_rng(5)
-    tasks = []
-    for n in (90, 130):
-        y = torch.tensor(rng.integers(0, 3, n))
-        x = torch.tensor(rng.standard_normal((n, 32)), dtype=torch.float32) + 0.6 * torch.eye(3, 32)[y]
-        tasks.append((x, y, [torch.arange(n) % 3 == j for j in range(3)]))
-    return tasks
-
-
-@pytest.mark.parametrize("batched", [False, True])
-def test_the_probe_solves_on_the_gpu_as_on_the_cpu(batched: bool) -> None:
-    """``select_and_fit_probes(device="cuda")`` runs every solve on the GPU (recorded from inside
-    the solver) and returns CPU probes that choose the same L2 with the same validation scores as
-    the CPU's solve, their weights within the solver's tolerance of the CPU's (a gradient max-norm
-    of 1e-4 on a problem whose curvature is at least 2 l2 = 2e-3 bounds a weight's distance from
-    the optimum by ~0.05; cuBLAS and MKL sum the products in different orders) and their
-    predictions the same on all but a borderline window or two."""
+@pytest.fixture
+def solver_devices(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The device type of every ``solve_logistic`` call the probe makes while the test runs."""
     from scmm_lightning.evaluation import logistic
-    from scmm_lightning.evaluation.probe import select_and_fit_probes
 
-    tasks, grid = _probe_tasks(), (1e-3, 1e-2, 1e-1, 1.0)
-    seen = []
+    seen: list[str] = []
     solve = logistic.solve_logistic
 
     def recorded(x, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         seen.append(x.device.type)
         return solve(x, *args, **kwargs)
 
+    monkeypatch.setattr("scmm_lightning.evaluation.probe.solve_logistic", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_probe_solves_on_the_gpu_as_on_the_cpu(batched: bool, solver_devices: list[str]) -> None:
+    """``select_and_fit_probes(device="cuda")`` runs every solve on the GPU (recorded from inside
+    the solver) and returns CPU probes that choose the same L2 with the same validation scores as
+    the CPU's solve, their weights within the solver's tolerance of the CPU's (a gradient max-norm
+    of 1e-4 on a problem whose curvature is at least 2 l2 = 2e-3 bounds a weight's distance from
+    the optimum by ~0.05; cuBLAS and MKL sum the products in different orders) and their
+    predictions the same on all but a borderline window or two."""
+    from test_batched_evaluation import probe_tasks
+
+    from scmm_lightning.evaluation.probe import select_and_fit_probes
+
+    tasks, grid = probe_tasks(), (1e-3, 1e-2, 1e-1, 1.0)
     cpu = select_and_fit_probes(tasks, 3, grid, batched=batched)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("scmm_lightning.evaluation.probe.solve_logistic", recorded)
-        gpu = select_and_fit_probes(tasks, 3, grid, batched=batched, device="cuda")
-    assert seen and set(seen) == {"cuda"}
+    assert set(solver_devices) == {"cpu"}
+    solver_devices.clear()
+    gpu = select_and_fit_probes(tasks, 3, grid, batched=batched, device="cuda")
+    assert solver_devices and set(solver_devices) == {"cuda"}
     for (x, _, _), a, b in zip(tasks, cpu, gpu):
         assert (a.l2, a.at_edge) == (b.l2, b.at_edge)
         assert abs(a.val_balanced_accuracy - b.val_balanced_accuracy) < 1e-6
@@ -152,9 +148,11 @@ def test_the_probe_engines_give_the_same_probes_on_the_gpu() -> None:
     the block's shapes, and in float32 a tolerance-level difference of the solutions moved a
     benchmark subject's L2), so the same validation scores and the same L2 everywhere, a
     class-balanced probe too."""
+    from test_batched_evaluation import probe_tasks
+
     from scmm_lightning.evaluation.probe import select_and_fit_probes
 
-    tasks, grid = _probe_tasks(), (1e-3, 1e-2, 1e-1, 1.0)
+    tasks, grid = probe_tasks(), (1e-3, 1e-2, 1e-1, 1.0)
     for balanced in (False, True):
         loop = select_and_fit_probes(tasks, 3, grid, balanced, batched=False, device="cuda")
         batched = select_and_fit_probes(tasks, 3, grid, balanced, batched=True, device="cuda")
@@ -165,30 +163,21 @@ def test_the_probe_engines_give_the_same_probes_on_the_gpu() -> None:
                     torch.testing.assert_close(getattr(pa, name), getattr(pb, name), rtol=0, atol=1e-9)
 
 
-def test_the_probe_engines_agree_on_the_gpu() -> None:
+def test_the_probe_engines_agree_on_the_gpu(solver_devices: list[str]) -> None:
     """``run_protocol`` with CUDA encoders solves its probes on the GPU (the encoder's device), and
     there the per-problem loop and the batched solve choose the same L2 for every subject and
     method, with metrics within one borderline test window per subject."""
     from test_batched_evaluation import encoders, target
 
-    from scmm_lightning.evaluation import FinetuneConfig, logistic, run_protocol
+    from scmm_lightning.evaluation import FinetuneConfig, run_protocol
 
     train, test = target({1: 9, 2: 5, 3: 13, 4: 7})
     gpu = {k: v.cuda() for k, v in encoders().items()}
-    seen = []
-    solve = logistic.solve_logistic
-
-    def recorded(x, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        seen.append(x.device.type)
-        return solve(x, *args, **kwargs)
-
-    results = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("scmm_lightning.evaluation.probe.solve_logistic", recorded)
-        for engine in ("loop", "batched"):
-            config = FinetuneConfig(engine=engine, selection="holdout")
-            results[engine] = run_protocol(gpu, train, test, 3, config, 7, ("probe",))
-    assert seen and set(seen) == {"cuda"}
+    results = {
+        engine: run_protocol(gpu, train, test, 3, FinetuneConfig(engine=engine, selection="holdout"), 7, ("probe",))
+        for engine in ("loop", "batched")
+    }
+    assert solver_devices and set(solver_devices) == {"cuda"}
     for name, per_subject in results["loop"]["probe"].items():
         for subject, a in per_subject.items():
             b = results["batched"]["probe"][name][subject]
