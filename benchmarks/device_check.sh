@@ -24,6 +24,9 @@
 #   5. (`lpft`, not in the default STEPS) the shipped LP-FT protocol, loop vs batched, at the
 #      benchmark's default size (LPFT_SUBJECTS (8) subjects x 3 rows x (3 folds + refit), LPFT_STEPS
 #      (20) steps).
+#   5b. (`lpft_torch_default`, not in the default STEPS) the same without the protocol's IEEE float32
+#      guard (`--float32_precision torch_default`: cuDNN's convolutions in TF32, torch's default), to
+#      show on one machine what the guard changes (session 28's `lpft` ran before the guard).
 # STEPS chooses which run, in this order (default: "gpu_tests compare full_length probe"); e.g.
 # STEPS="gpu_tests probe lpft" once the fine-tuning figures are in (session 27).
 # Each benchmark step measures once (`--repeats 1`, not the benchmark's default 3): the device's
@@ -32,10 +35,12 @@
 # the step limits below, passed then as variables): 302 s for the whole call, every step passed, the
 # 500-epoch step 88 s (logs: benchmarks/device_runs/2026-12-04-h200/; figures: README, Performance).
 # Session 27: STEPS="gpu_tests probe lpft" PROBE_LIMIT=240 LPFT_LIMIT=180, 269 s, every step ran (the
-# probe step's loop 37 s; logs: benchmarks/device_runs/2026-12-04-h200-session27/). What the next
-# device should run (the probe's float64 GPU solve, unmeasured):
-# STEPS="gpu_tests probe probe_float32 lpft" PROBE_LIMIT=200 LPFT_LIMIT=120 with timeout_s=590 (session
-# 27's probe step took ~160 s of its 269 s, the LP-FT step ~45 s, the gpu tests ~55 s: ~430 s expected).
+# probe step's loop 37 s; logs: benchmarks/device_runs/2026-12-04-h200-session27/).
+# Session 28: STEPS="gpu_tests probe probe_float32 lpft" PROBE_LIMIT=200 LPFT_LIMIT=120, 273 s, every
+# step ran (the float64 probe the same as the loop at 48.85x; LP-FT 3 rows apart, from TF32, found
+# after; logs: benchmarks/device_runs/2026-12-04-h200-session28/). What the next device should run
+# (the engines under the protocol's IEEE float32 guard, and LP-FT without it beside them):
+# STEPS="gpu_tests lpft lpft_torch_default compare" with timeout_s=540 (~250 s expected).
 # On the CPU, `DEVICE=cpu COMPARE_EPOCHS=1 FULL_EPOCHS=2 SUBJECTS=4 PROBE_SUBJECTS=3
 # bash benchmarks/device_check.sh` runs the same steps small (the gpu tests skip).
 # Session 24 ran it so (3 subjects) in a fresh venv holding only packages the device image lists
@@ -90,5 +95,8 @@ step probe_float32 timeout "$PROBE_LIMIT" "$PY" benchmarks/evaluation.py --devic
     --workloads probe --engines loop batched --repeats 1 --probe_subjects "$PROBE_SUBJECTS" --probe_precision float32
 step lpft timeout "$LPFT_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 --workloads finetune_lpft \
     --engines loop batched --repeats 1 --lpft_subjects "$LPFT_SUBJECTS" --lpft_steps "$LPFT_STEPS"
+step lpft_torch_default timeout "$LPFT_LIMIT" "$PY" benchmarks/evaluation.py --device "$DEVICE" --processes 1 \
+    --workloads finetune_lpft --engines loop batched --repeats 1 --lpft_subjects "$LPFT_SUBJECTS" \
+    --lpft_steps "$LPFT_STEPS" --float32_precision torch_default
 echo "== done, failed=$failed; logs in $OUT"
 exit "$failed"

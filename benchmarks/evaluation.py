@@ -2,7 +2,7 @@
 
     python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
                                     [--lpft_subjects 8] [--lpft_steps 20] [--probe_subjects 15]
-                                    [--probe_precision auto|float32|float64]
+                                    [--probe_precision auto|float32|float64] [--float32_precision ieee|torch_default]
                                     [--repeats 3] [--workloads ...] [--engines loop batched old_lbfgs]
                                     [--processes 1 2]
 
@@ -23,7 +23,14 @@ of main 11f5091 (one problem at a time), for reference. ``--probe_precision`` ov
 solver's working precision (``logistic.working_dtype``: float32 on the CPU, float64 on a GPU) in
 every workload that probes, to compare the two on one machine in one call (session 27: on a GPU, in
 float32 the engines chose one L2 differently; ``benchmarks/device_check.sh``'s ``probe_float32``);
-the JSON's ``probe_working_dtype`` is the precision the measuring processes solved in. Every
+the JSON's ``probe_working_dtype`` is the precision the measuring processes solved in.
+``--float32_precision torch_default`` runs the protocol without its guard (``protocol.ieee_float32``,
+which makes it compute in IEEE float32 whatever the run set): cuDNN then convolves in TF32, torch's
+default, so on a GPU the loop engine's ``F.conv1d`` and the batched engine's matrix products differ in
+precision (session 28, the H200's LP-FT comparison before the guard: 3 rows beyond the tolerance);
+``benchmarks/device_check.sh``'s ``lpft_torch_default`` measures that beside the guarded call. The
+JSON's ``protocol_conv_precision`` is cuDNN's convolution setting as the protocol's first encoder
+forward found it, in the measuring process (``ieee`` with the guard, ``tf32`` without). Every
 configuration runs in its own spawned process (peak resident memory = that process's maximum RSS);
 1 and 2 processes (gloo; torch threads = cores / processes). A probe call lasts seconds, so each probe configuration runs once untimed
 first (its one-time costs -- BLAS initialisation, the allocator's first requests -- are paid once
@@ -128,7 +135,13 @@ def old_probe_call(encoders, train, test, grid) -> None:  # noqa: ANN001
             fit(h[rows], train.meta["label"][rows], 4, grid[0])
 
 
-def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
+def conv_precision() -> str:
+    """cuDNN's float32 convolution precision as torch reads it now (``tf32``: torch's default)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)  # torch >= 2.9
+    return conv.fp32_precision if conv is not None else ("tf32" if torch.backends.cudnn.allow_tf32 else "ieee")
+
+
+def workload(kind: str, engine: str, args: dict) -> tuple[float, dict, str | None]:
     torch.manual_seed(0)
     device = torch.device(args["device"])
     if kind in ("finetune", "finetune_lpft"):
@@ -154,6 +167,14 @@ def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
         # the shipped selection (3-fold cross-validation, then a refit) over the 5-value grid
         config = FinetuneConfig(engine="batched" if engine == "old_lbfgs" else engine)
     encoders = {k: v.to(device) for k, v in encoders.items()}
+    seen: list[str] = []  # the convolution precision the protocol's first encoder forward ran under
+
+    def record(*_) -> None:  # noqa: ANN002
+        seen.append(conv_precision())
+        for handle in handles:  # once: no cost on the forwards timed
+            handle.remove()
+
+    handles = [encoder.register_forward_pre_hook(record) for encoder in encoders.values()]
     if dist.is_initialized():
         dist.barrier()
     t0 = time.perf_counter()
@@ -169,7 +190,7 @@ def workload(kind: str, engine: str, args: dict) -> tuple[float, dict]:
         for per_subject in per_method.values():
             for metrics in per_subject.values():
                 metrics.pop("confusion", None)
-    return seconds, res
+    return seconds, res, seen[0] if seen else None
 
 
 def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, queue) -> None:  # noqa: ANN001
@@ -179,6 +200,12 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
     from scmm_lightning.evaluation import logistic
 
+    if args["float32_precision"] == "torch_default":  # the protocol without its IEEE float32 guard (docstring)
+        import contextlib
+
+        from scmm_lightning.evaluation import protocol
+
+        protocol.ieee_float32 = contextlib.nullcontext
     if args["probe_precision"] != "auto":  # the probe solver's working precision, overridden (module docstring)
         dtype = getattr(torch, args["probe_precision"])
         logistic.working_dtype = lambda device: dtype
@@ -188,16 +215,16 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
     if kind == "probe":  # a call of seconds: its first-call costs (BLAS, allocator) untimed, as in a run
         workload(kind, engine, args)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    seconds, res = workload(kind, engine, args)
+    seconds, res, conv = workload(kind, engine, args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = usage.ru_maxrss / 1024  # MiB (Linux: KiB)
     if rank == 0:  # minor page faults of the timed call: fresh pages the kernel zeroed (scmm_lightning/allocator.py)
-        queue.put((seconds, res, peak, usage.ru_minflt - faults, used))
+        queue.put((seconds, res, peak, usage.ru_minflt - faults, used, conv))
     if size > 1:
         dist.destroy_process_group()
 
 
-def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int, str]:
+def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int, str, str | None]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with socket.socket() as s:
@@ -263,6 +290,13 @@ def main() -> None:
         "GPU)",
     )
     p.add_argument(
+        "--float32_precision",
+        choices=("ieee", "torch_default"),
+        default="ieee",
+        help="ieee: the protocol as shipped; torch_default: without its guard (protocol.ieee_float32), cuDNN's "
+        "convolutions in TF32 as torch ships them, to measure on a GPU what the guard changes",
+    )
+    p.add_argument(
         "--repeats",
         type=int,
         default=3,
@@ -299,7 +333,9 @@ def main() -> None:
             for engine in (e for e in engines[kind] if e in args["engines"]):
                 for size in sizes if engine != "old_lbfgs" else [1]:
                     key = (kind, engine, size)
-                    seconds, res, peak, faults, used = measure(kind, engine, size, args)
+                    seconds, res, peak, faults, used, conv = measure(kind, engine, size, args)
+                    if conv is not None:  # read inside the protocol, in the measuring process
+                        out["protocol_conv_precision"] = conv
                     if kind != "finetune":  # it probes: the solver's working precision in the measuring process
                         out["probe_working_dtype"] = used
                     times.setdefault(key, []).append(seconds)

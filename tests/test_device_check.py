@@ -45,10 +45,11 @@ def test_the_device_check_runs_every_step_small_on_the_cpu(tmp_path: Path) -> No
 
 def test_the_device_check_runs_the_steps_it_is_told(tmp_path: Path) -> None:
     """``STEPS`` chooses the steps (the device identification always runs): here the probe call with
-    the solver's precision forced to float32 (3 subjects) and LP-FT (2 subjects, 2 steps), loop vs
-    batched, the same L2, steps and metrics."""
+    the solver's precision forced to float32 (3 subjects) and LP-FT (2 subjects, 2 steps), with the
+    protocol's IEEE float32 guard and without it, loop vs batched, the same L2, steps and metrics (on
+    the CPU the guard changes no arithmetic; the protocol's encoders saw the settings it implies)."""
     env = {
-        **os.environ, "DEVICE": "cpu", "STEPS": "probe_float32 lpft", "PROBE_SUBJECTS": "3", "LPFT_SUBJECTS": "2",
+        **os.environ, "DEVICE": "cpu", "STEPS": "probe_float32 lpft lpft_torch_default", "PROBE_SUBJECTS": "3", "LPFT_SUBJECTS": "2",
         "LPFT_STEPS": "2", "PYTHON": sys.executable, "OUT": str(tmp_path),
     }  # fmt: skip
     done = subprocess.run(
@@ -56,11 +57,13 @@ def test_the_device_check_runs_the_steps_it_is_told(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     logs = {p.stem: p.read_text() for p in tmp_path.glob("*.log")}
-    assert set(logs) == {"device", "probe_float32", "lpft"}
+    assert set(logs) == {"device", "probe_float32", "lpft", "lpft_torch_default"}
     probe = _last_json(logs["probe_float32"])
     assert probe["probe_working_dtype"] == "float32" and probe["same_results"] is True and probe["probe_subjects"] == 3
-    lpft = _last_json(logs["lpft"])
+    lpft, unguarded = _last_json(logs["lpft"]), _last_json(logs["lpft_torch_default"])
     assert lpft["same_results"] is True and lpft["lpft_speedup"] > 0 and lpft["lpft_subjects"] == 2
+    assert unguarded["same_results"] is True and unguarded["lpft_subjects"] == 2
+    assert (lpft["protocol_conv_precision"], unguarded["protocol_conv_precision"]) == ("ieee", "tf32")
 
 
 def test_the_benchmark_solves_the_probe_in_the_precision_it_is_told(tmp_path: Path) -> None:

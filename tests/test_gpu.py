@@ -183,3 +183,49 @@ def test_the_probe_engines_agree_on_the_gpu(solver_devices: list[str]) -> None:
             b = results["batched"]["probe"][name][subject]
             assert a["l2"] == b["l2"], (name, subject)
             assert abs(a["accuracy"] - b["accuracy"]) * a["n_test"] <= 1 + 1e-6, (name, subject)
+
+
+def test_the_evaluation_convolves_and_multiplies_in_ieee_float32_on_cuda() -> None:
+    """cuDNN's default TF32 convolutions, and TF32 products asked for by the run (Lightning's advice,
+    ``set_float32_matmul_precision("high")``), do not reach the evaluation (``protocol.ieee_float32``):
+    inside ``run_protocol`` a float32 convolution and product on the GPU are within float32's
+    rounding of float64's (relative error < 1e-5); outside it, under the run's settings, TF32's
+    (> 1e-4, on a GPU with TF32: compute capability 8 or above), so the test can fail."""
+    import torch.nn.functional as F
+    from test_batched_evaluation import target
+
+    from scmm_lightning.evaluation import FinetuneConfig, run_protocol
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(64, 32, 100, generator=g).cuda(), torch.randn(48, 32, 5, generator=g).cuda()
+    a, b = torch.randn(256, 512, generator=g).cuda(), torch.randn(512, 256, generator=g).cuda()
+
+    def errors() -> tuple[float, float]:
+        conv, conv64 = F.conv1d(x, w, padding=2), F.conv1d(x.double(), w.double(), padding=2)
+        prod, prod64 = a @ b, a.double() @ b.double()
+        return (
+            ((conv - conv64).abs().max() / conv64.abs().max()).item(),
+            ((prod - prod64).abs().max() / prod64.abs().max()).item(),
+        )
+
+    class Recorder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[float, float]] = []
+            self.out_features = 30
+
+        def forward(self, rows: torch.Tensor) -> torch.Tensor:
+            self.seen.append(errors())
+            return rows.flatten(1)
+
+    train, test = target({1: 9, 2: 5})
+    encoder = Recorder()
+    torch.set_float32_matmul_precision("high")
+    try:
+        run_protocol({"recorder": encoder}, train, test, 3, FinetuneConfig(selection="holdout"), 7, ("probe",))
+        outside = errors()
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert encoder.seen and all(conv < 1e-5 and prod < 1e-5 for conv, prod in encoder.seen), encoder.seen
+    if torch.cuda.get_device_capability()[0] >= 8:
+        assert outside[0] > 1e-4 and outside[1] > 1e-4, outside

@@ -4,8 +4,10 @@ over the DDP ranks and gathered, so W processes take about 1/W of the time with 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +29,56 @@ from .finetune import (
 )
 from .metrics import classification_metrics, present_class_balanced_accuracy
 from .probe import L2_GRID, SelectedProbe, embed, module_device, select_and_fit_probes
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Inside the block, float32 convolutions and matrix products round as IEEE float32 on every
+    backend, whatever the run asked for; on exit the run's settings are as they were.
+
+    Why: cuDNN convolves float32 in TF32 (10-bit mantissa) unless told otherwise
+    (``torch.backends.cudnn.conv.fp32_precision`` is ``tf32`` by default), and a run that follows
+    Lightning's advice, ``torch.set_float32_matmul_precision("high" | "medium")``, multiplies in TF32
+    on a GPU and, with ``medium``, in bfloat16 on a CPU with oneDNN's bf16 kernels. The loop engine
+    convolves with ``F.conv1d`` while the batched engine's convolutions are matrix products, so the two
+    would be compared at different precisions: on a lent H200 (session 28) the LP-FT protocol's
+    engines disagreed in 3 rows beyond the tolerance and 4 flipped windows, and on the CPU, rounding
+    ``F.conv1d``'s operands to TF32 reproduced those very rows (subject 6's validation score 0.977778
+    vs 0.975, subject 1's metrics) where without it the engines agree. Nor should a GPU's evaluation
+    differ from a CPU's by more than float32 summation order.
+
+    The matrix product's precision is set through the API the run's state can be read with: torch's
+    cuBLAS check raises when the legacy setting (``set_float32_matmul_precision``) and the newer
+    per-backend one (``torch.backends.cuda.matmul.fp32_precision``, torch >= 2.9) disagree, so the
+    legacy one is used wherever the run's state has a legacy name. Convolutions are asked per
+    operator, so the newer setting is used where torch has it."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)  # the per-backend settings: torch >= 2.9
+    products = [b for b in (torch.backends.cuda.matmul, getattr(torch.backends.mkldnn, "matmul", None))
+                if hasattr(b, "fp32_precision")]  # fmt: skip
+    saved = [(b, b.fp32_precision) for b in ([cudnn_conv] if cudnn_conv is not None else []) + products]
+    saved_cudnn = torch.backends.cudnn.allow_tf32 if cudnn_conv is None else None
+    try:
+        matmul = torch.get_float32_matmul_precision()
+    except RuntimeError:  # set through the per-backend API to a state the legacy one has no name for
+        matmul = None
+    try:
+        if cudnn_conv is not None:
+            cudnn_conv.fp32_precision = "ieee"
+        else:
+            torch.backends.cudnn.allow_tf32 = False
+        if matmul is None:
+            for backend in products:
+                backend.fp32_precision = "ieee"
+        elif matmul != "highest":
+            torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        if matmul not in (None, "highest"):
+            torch.set_float32_matmul_precision(matmul)
+        for backend, value in saved:
+            backend.fp32_precision = value
+        if saved_cudnn is not None:
+            torch.backends.cudnn.allow_tf32 = saved_cudnn
 
 
 @dataclass
@@ -336,195 +388,202 @@ def run_protocol(
     models' test curve follows their validation curve but the refit's does not, the refit is what the
     choice misses; where neither test curve follows the validation curve, the validation rows are.
     """
-    keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
-    if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
-        config = dataclasses.replace(config, class_balanced_loss=balanced_probe and config.recipe == "lpft")
-    parts = protocol_parts(train, test, config, subjects)
-    jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
-    rank, size = world()
-    mine = jobs[rank::size]
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
+    with ieee_float32():  # the engines compared, and any device's figures, at IEEE float32 (its docstring)
+        keep_freed_memory()  # the engines' megabyte tensors recycled, not re-faulted at every step (allocator.py)
+        if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
+            config = dataclasses.replace(config, class_balanced_loss=balanced_probe and config.recipe == "lpft")
+        parts = protocol_parts(train, test, config, subjects)
+        jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
+        rank, size = world()
+        mine = jobs[rank::size]
+        bar = None
+        if progress and rank == 0:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs) * len(kinds), desc=f"evaluation ({size} process{'es' if size > 1 else ''})",
-                   unit="model")  # fmt: skip
-    done = []
-    y, test_y = train.meta["label"], test.meta["label"]
-    tuned = "finetune" in kinds
-    selected: dict[tuple[str, int], SelectedProbe] = {}
-    if "probe" in kinds or (tuned and config.recipe == "lpft"):
-        for name in dict.fromkeys(name for _, name, _ in mine):  # per encoder: every part x fold x L2 together
-            probe_jobs = [job for job in mine if job[1] == name]
-            h = embed(encoders[name], train.x)
-            tasks = []
-            for *_, part in probe_jobs:
-                rows = part.fit | part.val
-                tasks.append((h[rows], y[rows], [val[rows] for _, val in part.probe_folds]))
-            # cv_probe's LP-FT head: the chosen L2 fitted on the hold-out's fine-tuning rows
-            lpft_holdout_heads = tuned and config.recipe == "lpft" and config.selection == "cv_probe"
-            heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if lpft_holdout_heads else None
-            fitted = select_and_fit_probes(
-                tasks,
-                num_classes,
-                l2_grid,
-                balanced_probe,
-                batched=config.engine != "loop",
-                holdout_fits=heads,
-                fold_head_l2=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
-                device=module_device(encoders[name]),  # solved on the encoder's GPU (probe.solver_device)
-            )
-            h_test = embed(encoders[name], test.x) if "probe" in kinds else None
-            for (_, _, part), sel in zip(probe_jobs, fitted):
-                selected[(name, part.key)] = sel
-                if "probe" not in kinds:
-                    continue
-                rows = part.fit | part.val
-                groups = test.meta["subject"][part.test] if part.cross_subject else None
-                metrics = _scored(sel.probe(h_test[part.test]), test_y[part.test], groups, num_classes)
-                metrics.update(fit_summary(sel.probe(h[rows]), y[rows], num_classes))
-                metrics.update(
-                    l2=sel.l2, l2_at_edge=sel.at_edge, val_balanced_accuracy=sel.val_balanced_accuracy,
-                    **_sizes(part, probe=True),
-                )  # fmt: skip
-                done.append(("probe", name, part.key, metrics))
-            if bar is not None and "probe" in kinds:
-                bar.update(size * len(probe_jobs))
-    if tuned:
-        lpft = config.recipe == "lpft"
-        index = lambda mask: mask.nonzero().squeeze(1)  # noqa: E731
-        empty = torch.zeros(0, dtype=torch.long)
-
-        def head(name: str, part: Part, fold: int | None) -> dict:
-            """A model's head (LP-FT: its probe, as an ``nn.Linear``) and, with ``head_l2: probe``,
-            that probe's penalty: ``FinetuneJob``'s ``head`` and ``head_penalty``."""
-            if not lpft:
-                return {}
-            sel = selected[(name, part.key)]
-            if config.selection == "cv_probe":
-                probe = sel.holdout_probe
-            else:
-                probe = sel.probe if fold is None else sel.fold_heads[fold]
-            penalty = probe.head_penalty() if config.head_l2 == "probe" else None
-            return {"head": probe.as_linear(), "head_penalty": penalty}
-
-        # ``fixed``: the fold models train the whole budget (no patience) and are read at its last checkpoint
-        fold_select_at = len(config.checkpoints()) - 1 if config.selection == "fixed" else None
-
-        def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
-            model_seed = _model_seed(seed, k, part)
-            scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
-            return [
-                FinetuneJob(
-                    encoders[name],
-                    _fold_seed(model_seed, f),
-                    index(fit),
-                    index(val),
-                    scored,
-                    select_at=fold_select_at,
-                    **head(name, part, f),
+            bar = tqdm(total=len(jobs) * len(kinds), desc=f"evaluation ({size} process{'es' if size > 1 else ''})",
+                       unit="model")  # fmt: skip
+        done = []
+        y, test_y = train.meta["label"], test.meta["label"]
+        tuned = "finetune" in kinds
+        selected: dict[tuple[str, int], SelectedProbe] = {}
+        if "probe" in kinds or (tuned and config.recipe == "lpft"):
+            for name in dict.fromkeys(name for _, name, _ in mine):  # per encoder: every part x fold x L2 together
+                probe_jobs = [job for job in mine if job[1] == name]
+                h = embed(encoders[name], train.x)
+                tasks = []
+                for *_, part in probe_jobs:
+                    rows = part.fit | part.val
+                    tasks.append((h[rows], y[rows], [val[rows] for _, val in part.probe_folds]))
+                # cv_probe's LP-FT head: the chosen L2 fitted on the hold-out's fine-tuning rows
+                lpft_holdout_heads = tuned and config.recipe == "lpft" and config.selection == "cv_probe"
+                heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if lpft_holdout_heads else None
+                fitted = select_and_fit_probes(
+                    tasks,
+                    num_classes,
+                    l2_grid,
+                    balanced_probe,
+                    batched=config.engine != "loop",
+                    holdout_fits=heads,
+                    fold_head_l2=config.fold_head_l2 if tuned and config.recipe == "lpft" else "shared",
+                    device=module_device(encoders[name]),  # solved on the encoder's GPU (probe.solver_device)
                 )
-                for f, (fit, val) in enumerate(part.folds)
-            ]
-
-        def fold_curves(results: list[dict]) -> dict[str, list[float]]:
-            """The models' mean validation and test balanced accuracy per checkpoint (``curves``)."""
-            n = min(len(r["history"]["val_bacc"]) for r in results)
-            return {
-                f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
-                for key in ("val_bacc", "test_bacc")
-            }
-
-        finals = []
-        if config.selection == "cv" and config.cv_model == "ensemble":
-            # the loop: one job at a time (its fold models' checkpoints live until it is scored); the
-            # stacked engine: every job's fold models together, every checkpoint's weights kept
-            per_job = [fold_models(k, name, part) for k, name, part in mine]
-            flat = None
-            if config.engine != "loop":
-                flat = _train_models([f for specs in per_job for f in specs], train, test, num_classes, config, True)
-            for (k, name, part), specs in zip(mine, per_job):
-                if flat is None:
-                    fold_results = _train_models(specs, train, test, num_classes, config, keep_states=True)
-                else:
-                    fold_results, flat = flat[: len(specs)], flat[len(specs) :]
-                chosen, val_figures = _cv_choice(fold_results)
-                rows = part.fit | part.val
-                metrics = _ensemble_metrics(
-                    fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
-                    test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
-                )  # fmt: skip
-                finals.append(((k, name, part), metrics, val_figures, fold_curves(fold_results) if curves else None))
-        else:
-            first, owners = [], []
-            for k, name, part in mine:
-                if config.selection in ("holdout", "cv_probe"):
-                    ((fit, val),) = part.folds
+                h_test = embed(encoders[name], test.x) if "probe" in kinds else None
+                for (_, _, part), sel in zip(probe_jobs, fitted):
+                    selected[(name, part.key)] = sel
+                    if "probe" not in kinds:
+                        continue
+                    rows = part.fit | part.val
                     groups = test.meta["subject"][part.test] if part.cross_subject else None
-                    first.append(
-                        FinetuneJob(encoders[name], _model_seed(seed, k, part), index(fit), index(val),
-                                    index(part.test), groups, **head(name, part, 0))
+                    metrics = _scored(sel.probe(h_test[part.test]), test_y[part.test], groups, num_classes)
+                    metrics.update(fit_summary(sel.probe(h[rows]), y[rows], num_classes))
+                    metrics.update(
+                        l2=sel.l2, l2_at_edge=sel.at_edge, val_balanced_accuracy=sel.val_balanced_accuracy,
+                        **_sizes(part, probe=True),
                     )  # fmt: skip
-                    owners.append((k, name, part))
-                    continue
-                folds = fold_models(k, name, part)
-                first += folds
-                owners += [(k, name, part)] * len(folds)
-            first_results = _train_models(first, train, test, num_classes, config)
-            refits, refit_owners = [], []
-            for k, name, part in mine:
-                mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
-                if config.selection in ("holdout", "cv_probe"):
-                    finals.append(((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None))
-                    continue
-                # ``fixed``: the whole budget, its last checkpoint; validated by the fold models there
-                chosen, val_figures = _cv_choice(mine_results, fold_select_at)
-                groups = test.meta["subject"][part.test] if part.cross_subject else None
-                refits.append(
-                    FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
-                                groups, select_at=chosen, **head(name, part, None))
-                )  # fmt: skip
-                refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
-            for (owner, val_figures, folds_seen), metrics in zip(
-                refit_owners, _train_models(refits, train, test, num_classes, config)
-            ):
-                finals.append((owner, metrics, val_figures, folds_seen))
-        for (_, name, part), metrics, val_figures, folds_seen in finals:
-            history = metrics.pop("history", None)
-            if folds_seen is not None:
-                metrics["curves"] = {**folds_seen, "test_bacc": [float(a) for a in history["test_bacc"]]}
-            metrics.update(val_figures)
-            metrics.update(_sizes(part))
-            done.append(("finetune", name, part.key, metrics))
+                    done.append(("probe", name, part.key, metrics))
+                if bar is not None and "probe" in kinds:
+                    bar.update(size * len(probe_jobs))
+        if tuned:
+            lpft = config.recipe == "lpft"
+            index = lambda mask: mask.nonzero().squeeze(1)  # noqa: E731
+            empty = torch.zeros(0, dtype=torch.long)
+
+            def head(name: str, part: Part, fold: int | None) -> dict:
+                """A model's head (LP-FT: its probe, as an ``nn.Linear``) and, with ``head_l2: probe``,
+                that probe's penalty: ``FinetuneJob``'s ``head`` and ``head_penalty``."""
+                if not lpft:
+                    return {}
+                sel = selected[(name, part.key)]
+                if config.selection == "cv_probe":
+                    probe = sel.holdout_probe
+                else:
+                    probe = sel.probe if fold is None else sel.fold_heads[fold]
+                penalty = probe.head_penalty() if config.head_l2 == "probe" else None
+                return {"head": probe.as_linear(), "head_penalty": penalty}
+
+            # ``fixed``: the fold models train the whole budget (no patience) and are read at its last checkpoint
+            fold_select_at = len(config.checkpoints()) - 1 if config.selection == "fixed" else None
+
+            def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
+                model_seed = _model_seed(seed, k, part)
+                scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
+                return [
+                    FinetuneJob(
+                        encoders[name],
+                        _fold_seed(model_seed, f),
+                        index(fit),
+                        index(val),
+                        scored,
+                        select_at=fold_select_at,
+                        **head(name, part, f),
+                    )
+                    for f, (fit, val) in enumerate(part.folds)
+                ]
+
+            def fold_curves(results: list[dict]) -> dict[str, list[float]]:
+                """The models' mean validation and test balanced accuracy per checkpoint (``curves``)."""
+                n = min(len(r["history"]["val_bacc"]) for r in results)
+                return {
+                    f"fold_{key}": [float(np.mean([r["history"][key][c] for r in results])) for c in range(n)]
+                    for key in ("val_bacc", "test_bacc")
+                }
+
+            finals = []
+            if config.selection == "cv" and config.cv_model == "ensemble":
+                # the loop: one job at a time (its fold models' checkpoints live until it is scored); the
+                # stacked engine: every job's fold models together, every checkpoint's weights kept
+                per_job = [fold_models(k, name, part) for k, name, part in mine]
+                flat = None
+                if config.engine != "loop":
+                    flat = _train_models(
+                        [f for specs in per_job for f in specs], train, test, num_classes, config, True
+                    )
+                for (k, name, part), specs in zip(mine, per_job):
+                    if flat is None:
+                        fold_results = _train_models(specs, train, test, num_classes, config, keep_states=True)
+                    else:
+                        fold_results, flat = flat[: len(specs)], flat[len(specs) :]
+                    chosen, val_figures = _cv_choice(fold_results)
+                    rows = part.fit | part.val
+                    metrics = _ensemble_metrics(
+                        fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
+                        test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
+                    )  # fmt: skip
+                    finals.append(
+                        ((k, name, part), metrics, val_figures, fold_curves(fold_results) if curves else None)
+                    )
+            else:
+                first, owners = [], []
+                for k, name, part in mine:
+                    if config.selection in ("holdout", "cv_probe"):
+                        ((fit, val),) = part.folds
+                        groups = test.meta["subject"][part.test] if part.cross_subject else None
+                        first.append(
+                            FinetuneJob(encoders[name], _model_seed(seed, k, part), index(fit), index(val),
+                                        index(part.test), groups, **head(name, part, 0))
+                        )  # fmt: skip
+                        owners.append((k, name, part))
+                        continue
+                    folds = fold_models(k, name, part)
+                    first += folds
+                    owners += [(k, name, part)] * len(folds)
+                first_results = _train_models(first, train, test, num_classes, config)
+                refits, refit_owners = [], []
+                for k, name, part in mine:
+                    mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
+                    if config.selection in ("holdout", "cv_probe"):
+                        finals.append(
+                            ((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None)
+                        )
+                        continue
+                    # ``fixed``: the whole budget, its last checkpoint; validated by the fold models there
+                    chosen, val_figures = _cv_choice(mine_results, fold_select_at)
+                    groups = test.meta["subject"][part.test] if part.cross_subject else None
+                    refits.append(
+                        FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
+                                    groups, select_at=chosen, **head(name, part, None))
+                    )  # fmt: skip
+                    refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
+                for (owner, val_figures, folds_seen), metrics in zip(
+                    refit_owners, _train_models(refits, train, test, num_classes, config)
+                ):
+                    finals.append((owner, metrics, val_figures, folds_seen))
+            for (_, name, part), metrics, val_figures, folds_seen in finals:
+                history = metrics.pop("history", None)
+                if folds_seen is not None:
+                    metrics["curves"] = {**folds_seen, "test_bacc": [float(a) for a in history["test_bacc"]]}
+                metrics.update(val_figures)
+                metrics.update(_sizes(part))
+                done.append(("finetune", name, part.key, metrics))
+            if bar is not None:
+                bar.update(size * len(mine))
         if bar is not None:
-            bar.update(size * len(mine))
-    if bar is not None:
-        bar.n = bar.total
-        bar.close()
-    results: dict[str, dict[str, dict[int, dict]]] = {kind: {name: {} for name in encoders} for kind in kinds}
-    for kind, name, key, metrics in (item for rank_items in gather_objects(done) for item in rank_items):
-        per_group = metrics.pop("groups", None)
-        if per_group is None:
-            metrics["n_test"] = int((test.meta["subject"] == key).sum())
-            results[kind][name][key] = metrics
-        else:
-            shared = {m: v for m, v in metrics.items() if m not in _SCORES}
-            for subject, group_metrics in per_group.items():
-                n_test = int((test.meta["subject"] == subject).sum())
-                results[kind][name][subject] = {**group_metrics, **shared, "n_test": n_test}
-    for kind in results:
-        for name in results[kind]:
-            results[kind][name] = dict(sorted(results[kind][name].items()))
-    if "probe" in results and "finetune" in results:
-        for name, per_subject in results["finetune"].items():
-            for subject, metrics in per_subject.items():
-                probe = results["probe"][name].get(subject, {})
-                metrics["probe_accuracy"] = probe.get("accuracy")
-                metrics["probe_balanced_accuracy"] = probe.get("balanced_accuracy")
-    warn_missing_test_classes(results, num_classes)
-    warn_unfitted(results)
-    warn_grid_edge(results, l2_grid)
-    return results
+            bar.n = bar.total
+            bar.close()
+        results: dict[str, dict[str, dict[int, dict]]] = {kind: {name: {} for name in encoders} for kind in kinds}
+        for kind, name, key, metrics in (item for rank_items in gather_objects(done) for item in rank_items):
+            per_group = metrics.pop("groups", None)
+            if per_group is None:
+                metrics["n_test"] = int((test.meta["subject"] == key).sum())
+                results[kind][name][key] = metrics
+            else:
+                shared = {m: v for m, v in metrics.items() if m not in _SCORES}
+                for subject, group_metrics in per_group.items():
+                    n_test = int((test.meta["subject"] == subject).sum())
+                    results[kind][name][subject] = {**group_metrics, **shared, "n_test": n_test}
+        for kind in results:
+            for name in results[kind]:
+                results[kind][name] = dict(sorted(results[kind][name].items()))
+        if "probe" in results and "finetune" in results:
+            for name, per_subject in results["finetune"].items():
+                for subject, metrics in per_subject.items():
+                    probe = results["probe"][name].get(subject, {})
+                    metrics["probe_accuracy"] = probe.get("accuracy")
+                    metrics["probe_balanced_accuracy"] = probe.get("balanced_accuracy")
+        warn_missing_test_classes(results, num_classes)
+        warn_unfitted(results)
+        warn_grid_edge(results, l2_grid)
+        return results
 
 
 def _sizes(part: Part, probe: bool = False) -> dict[str, int]:
