@@ -42,10 +42,11 @@ def ieee_float32() -> Iterator[None]:
     on a GPU and, with ``medium``, in bfloat16 on a CPU with oneDNN's bf16 kernels. The loop engine
     convolves with ``F.conv1d`` while the batched engine's convolutions are matrix products, so the two
     would be compared at different precisions: on a lent H200 (session 28) the LP-FT protocol's
-    engines disagreed in 3 rows beyond the tolerance and 4 flipped windows, and on the CPU, rounding
-    ``F.conv1d``'s operands to TF32 reproduced those very rows (subject 6's validation score 0.977778
-    vs 0.975, subject 1's metrics) where without it the engines agree. Nor should a GPU's evaluation
-    differ from a CPU's by more than float32 summation order.
+    engines disagreed in 3 rows beyond the tolerance and 4 flipped windows; on the CPU, rounding
+    ``F.conv1d``'s operands to TF32 gave differences of that kind and size (subject 6's validation
+    score exactly as on the H200, 0.977778 vs 0.975; its 4 flipped rows among 7), where without it the
+    engines agree. Nor should a GPU's evaluation differ from a CPU's by more than float32 summation
+    order.
 
     The matrix product's precision is set through the API the run's state can be read with: torch's
     cuBLAS check raises when the legacy setting (``set_float32_matmul_precision``) and the newer
