@@ -12,7 +12,7 @@ says ``tf32``, as cuDNN decides per operator. ``tests/test_gpu.py`` measures the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -82,15 +82,18 @@ RUN_SETTINGS = {
 
 
 class Recorder(nn.Module):
-    """An encoder that records the precision settings its forward runs under."""
+    """An encoder that records ``read()`` at every forward (what the protocol's computations ran
+    under: here the precision settings, in ``test_gpu.py`` the kernels' errors) and passes the rows
+    on flattened (``target``'s 6 x 5 windows: 30 features)."""
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[], object]) -> None:
         super().__init__()
-        self.seen: list[dict[str, object]] = []
+        self.read = read
+        self.seen: list = []
         self.out_features = 30
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(settings())
+        self.seen.append(self.read())
         return x.flatten(1)
 
 
@@ -113,7 +116,7 @@ def test_the_protocol_computes_in_ieee_float32_and_gives_the_run_its_settings_ba
     if run_setting != "torch's defaults":
         assert before != torch_defaults  # the case sets something
     train, test = target({1: 9, 2: 5})
-    encoder = Recorder()
+    encoder = Recorder(settings)
     run_protocol({"recorder": encoder}, train, test, 3, FinetuneConfig(selection="holdout"), 7, ("probe",))
     assert encoder.seen
     for state in encoder.seen:
@@ -176,3 +179,28 @@ def test_tf32_convolutions_split_the_engines_and_the_protocol_keeps_them_out(mon
         with pytest.raises(AssertionError):
             compare()
     compare()
+
+
+def test_before_torch_2_9_the_legacy_settings_are_set_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch < 2.9 (the project allows 2.3) has only the legacy settings: ``cudnn.allow_tf32`` and
+    ``set_float32_matmul_precision``. Backends shaped as there (no ``fp32_precision``) stand in for
+    this torch's."""
+
+    class LegacyCudnn:
+        allow_tf32 = True  # torch's default
+
+    class LegacyMatmul:
+        allow_tf32 = False
+
+    cudnn = LegacyCudnn()
+    monkeypatch.setattr(torch.backends, "cudnn", cudnn)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", LegacyMatmul())
+    monkeypatch.setattr(torch.backends, "mkldnn", object())
+    torch.set_float32_matmul_precision("high")
+    with ieee_float32():
+        assert cudnn.allow_tf32 is False and torch.get_float32_matmul_precision() == "highest"
+    assert cudnn.allow_tf32 is True and torch.get_float32_matmul_precision() == "high"
+    cudnn.allow_tf32 = False  # a run that turned TF32 off keeps it off
+    with ieee_float32():
+        assert cudnn.allow_tf32 is False
+    assert cudnn.allow_tf32 is False

@@ -193,6 +193,7 @@ def test_the_evaluation_convolves_and_multiplies_in_ieee_float32_on_cuda() -> No
     (> 1e-4, on a GPU with TF32: compute capability 8 or above), so the test can fail."""
     import torch.nn.functional as F
     from test_batched_evaluation import target
+    from test_evaluation_precision import Recorder
 
     from scmm_lightning.evaluation import FinetuneConfig, run_protocol
 
@@ -208,18 +209,8 @@ def test_the_evaluation_convolves_and_multiplies_in_ieee_float32_on_cuda() -> No
             ((prod - prod64).abs().max() / prod64.abs().max()).item(),
         )
 
-    class Recorder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[tuple[float, float]] = []
-            self.out_features = 30
-
-        def forward(self, rows: torch.Tensor) -> torch.Tensor:
-            self.seen.append(errors())
-            return rows.flatten(1)
-
     train, test = target({1: 9, 2: 5})
-    encoder = Recorder()
+    encoder = Recorder(errors)
     torch.set_float32_matmul_precision("high")
     try:
         run_protocol({"recorder": encoder}, train, test, 3, FinetuneConfig(selection="holdout"), 7, ("probe",))
