@@ -78,6 +78,8 @@ RUN_SETTINGS = {
     "Lightning's advice, medium": lambda: torch.set_float32_matmul_precision("medium"),
     "per-backend tf32": lambda: setattr(torch.backends.cuda.matmul, "fp32_precision", "tf32"),
     "legacy cudnn off": lambda: setattr(torch.backends.cudnn, "allow_tf32", False),
+    # a state the legacy cuDNN getter already raises on (convolutions IEEE, RNNs and the flag TF32)
+    "per-backend conv ieee": lambda: setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
 }
 
 
@@ -97,8 +99,11 @@ class Recorder(nn.Module):
         return x.flatten(1)
 
 
-def assert_ieee(state: dict[str, object]) -> None:
-    assert state["cudnn.conv"] == "ieee"
+def assert_ieee(state: dict[str, object], cudnn_legacy_readable: bool = True) -> None:
+    """IEEE everywhere, and the legacy getters readable (``torch.backends.cudnn.flags()`` and compilers
+    read them) wherever the run's state was."""
+    assert state["cudnn.conv"] == "ieee" and state["cudnn.rnn"] == "ieee", state
+    assert state["cudnn.allow_tf32"] is False or not cudnn_legacy_readable, state
     assert state["cuda.matmul"] in ("ieee", "none") and state["generic"] == "none", state
     assert state["mkldnn.matmul"] in ("ieee", "none"), state  # not bf16
     assert state["float32_matmul_precision"] == "highest"
@@ -115,12 +120,14 @@ def test_the_protocol_computes_in_ieee_float32_and_gives_the_run_its_settings_ba
     before = settings()
     if run_setting != "torch's defaults":
         assert before != torch_defaults  # the case sets something
+    readable = before["cudnn.allow_tf32"] != "raises"
+    assert readable == (run_setting != "per-backend conv ieee")
     train, test = target({1: 9, 2: 5})
     encoder = Recorder(settings)
     run_protocol({"recorder": encoder}, train, test, 3, FinetuneConfig(selection="holdout"), 7, ("probe",))
     assert encoder.seen
     for state in encoder.seen:
-        assert_ieee(state)
+        assert_ieee(state, readable)
     assert settings() == before
 
 

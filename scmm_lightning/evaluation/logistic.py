@@ -72,11 +72,13 @@ def working_dtype(device: torch.device) -> torch.dtype:
     solver's stopping and line-search decisions: on the CPU, with the products' sums split by the
     block's shape, float32 reproduced that subject's difference and float64 made none
     (``tests/test_batched_evaluation.py::test_a_block_shaped_summation_moves_no_probe_choice_in_float64``);
-    on a GPU it is not yet measured (``tests/test_gpu.py::test_the_probe_engines_give_the_same_probes_on_the_gpu``).
-    The solve is launch-bound there at the probe's sizes (the batched call 0.75 s in float32); the
-    float64 products are ~0.7 GFLOP an iteration on the benchmark's CNN fold solve (15 subjects x 15
-    problems x 4 classes x 384 features x 504 rows, two products), ~35 GFLOP a call: milliseconds on
-    a data-centre GPU, ~30 ms at a consumer GPU's float64 rate (~1 TFLOP/s; an estimate, not measured).
+    and on the H200 (session 28, ``benchmarks/device_runs/2026-12-04-h200-session28/``) float64 gave
+    the loop's L2 values and metrics where float32 on the same machine again chose another L2 for
+    subject 10 (``tests/test_gpu.py::test_the_probe_engines_give_the_same_probes_on_the_gpu`` passed).
+    The solve is launch-bound there at the probe's sizes (the batched call 0.59 s in float64, 0.56 s in
+    float32, one call each); the float64 products are ~0.7 GFLOP an iteration on the benchmark's CNN
+    fold solve (15 subjects x 15 problems x 4 classes x 384 features x 504 rows, two products), ~35
+    GFLOP a call: ~30 ms at a consumer GPU's float64 rate (~1 TFLOP/s; an estimate, not measured).
     The CPU keeps float32: its engines already agree bit for bit, and float64 there made the benchmark's
     batched probe call 1.24x slower (1.76 vs 1.42 s, ``benchmarks/evaluation.py --workloads probe
     --engines batched --repeats 1 --probe_precision float64`` vs ``auto``, one call each, session 27)."""

@@ -107,10 +107,11 @@ def _row_weights(y: Tensor, member: Tensor, num_classes: int, balanced: bool) ->
 def solver_device(device: torch.device | str | None) -> torch.device:
     """Where the probe's solver runs for embeddings (or an encoder) on ``device``: a CUDA device
     itself, the CPU otherwise (``None`` included). The solver keeps its iterates, objective and line
-    search in float64, which MPS does not have. On the lent H200 (session 27, the benchmark's probe
-    call with ``--device cuda``, float32 products) the batched call took 0.75 s on the GPU against
-    0.73 s on that machine's 16 CPU cores (session 26), the per-problem loop 37.3 s against 16.8 s:
-    a GPU does not speed a call this small up, it spares the copy to the CPU and the host's cores."""
+    search in float64, which MPS does not have. On the lent H200 (the benchmark's probe call with
+    ``--device cuda``) the batched call took 0.59 s on the GPU (session 28, float64 products; 0.75 s
+    in session 27, float32) against 0.73 s on that machine's 16 CPU cores (session 26), the
+    per-problem loop 29.0 s against 16.8 s: a GPU does not speed a call this small up much, it spares
+    the copy to the CPU and the host's cores."""
     device = torch.device("cpu" if device is None else device)
     return device if device.type == "cuda" else torch.device("cpu")
 

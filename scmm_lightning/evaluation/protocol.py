@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,25 +48,28 @@ def ieee_float32() -> Iterator[None]:
     engines agree. Nor should a GPU's evaluation differ from a CPU's by more than float32 summation
     order.
 
-    The matrix product's precision is set through the API the run's state can be read with: torch's
-    cuBLAS check raises when the legacy setting (``set_float32_matmul_precision``) and the newer
-    per-backend one (``torch.backends.cuda.matmul.fp32_precision``, torch >= 2.9) disagree, so the
-    legacy one is used wherever the run's state has a legacy name. Convolutions are asked per
-    operator, so the newer setting is used where torch has it."""
-    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)  # the per-backend settings: torch >= 2.9
+    Each setting goes through the API the run's state can be read with: torch's cuBLAS check raises
+    when the legacy setting (``set_float32_matmul_precision``) and the newer per-backend one
+    (``torch.backends.cuda.matmul.fp32_precision``, torch >= 2.9) disagree, and so does the legacy
+    ``torch.backends.cudnn.allow_tf32`` getter when cuDNN's convolution and RNN settings and its flag
+    do; so the legacy one is set wherever the run's state has a legacy name, and the per-backend ones
+    are made to agree with it."""
+    cudnn = torch.backends.cudnn
+    # cuDNN's per-operator settings (torch >= 2.9; before it, only the legacy flag)
+    per_op = [b for b in (getattr(cudnn, "conv", None), getattr(cudnn, "rnn", None))
+              if hasattr(b, "fp32_precision")]  # fmt: skip
     products = [b for b in (torch.backends.cuda.matmul, getattr(torch.backends.mkldnn, "matmul", None))
                 if hasattr(b, "fp32_precision")]  # fmt: skip
-    saved = [(b, b.fp32_precision) for b in ([cudnn_conv] if cudnn_conv is not None else []) + products]
-    saved_cudnn = torch.backends.cudnn.allow_tf32 if cudnn_conv is None else None
+    saved = [(b, b.fp32_precision) for b in per_op + products]
+    cudnn_tf32 = _legacy(lambda: cudnn.allow_tf32)
+    matmul = _legacy(torch.get_float32_matmul_precision)
     try:
-        matmul = torch.get_float32_matmul_precision()
-    except RuntimeError:  # set through the per-backend API to a state the legacy one has no name for
-        matmul = None
-    try:
-        if cudnn_conv is not None:
-            cudnn_conv.fp32_precision = "ieee"
-        else:
-            torch.backends.cudnn.allow_tf32 = False
+        # the legacy flag off and every cuDNN operator IEEE: consistent, so the legacy getter still
+        # reads (torch.backends.cudnn.flags() and compilers read it); left alone where it raises already
+        if cudnn_tf32 is not None:
+            cudnn.allow_tf32 = False
+        for backend in per_op:
+            backend.fp32_precision = "ieee"
         if matmul is None:
             for backend in products:
                 backend.fp32_precision = "ieee"
@@ -74,12 +77,21 @@ def ieee_float32() -> Iterator[None]:
             torch.set_float32_matmul_precision("highest")
         yield
     finally:
+        if cudnn_tf32 is not None:
+            cudnn.allow_tf32 = cudnn_tf32
         if matmul not in (None, "highest"):
             torch.set_float32_matmul_precision(matmul)
-        for backend, value in saved:
+        for backend, value in saved:  # after the legacy setters, which write these too
             backend.fp32_precision = value
-        if saved_cudnn is not None:
-            torch.backends.cudnn.allow_tf32 = saved_cudnn
+
+
+def _legacy(read: Callable[[], object]) -> object | None:
+    """A legacy precision getter's value, ``None`` where the run set the per-backend settings
+    (torch >= 2.9) to a state the legacy API has no name for (the getter raises)."""
+    try:
+        return read()
+    except RuntimeError:
+        return None
 
 
 @dataclass
