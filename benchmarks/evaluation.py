@@ -1,6 +1,7 @@
 """The evaluation protocol, per-model loop vs batched engine, in ONE run.
 
-    python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--full_epochs 500] [--device cpu|cuda]
+    python benchmarks/evaluation.py [--subjects 32] [--epochs 2] [--marginal_epochs N] [--full_epochs 500]
+                                    [--device cpu|cuda]
                                     [--lpft_subjects 8] [--lpft_steps 20] [--probe_subjects 15]
                                     [--probe_precision auto|float32|float64] [--float32_precision ieee|torch_default]
                                     [--repeats 3] [--workloads ...] [--engines loop batched old_lbfgs]
@@ -16,7 +17,13 @@ every tenth); probe and fine-tuning both by the engine measured.
 Fine-tuning: a DEAP-shaped target in memory (subjects x 40 trials x 60 one-second windows of 32 x 5
 DE, trials 1-24 fine-tune, 25-40 test, binary labels) and the 3 models per subject of a transfer
 table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epochs, projected to
-``--full_epochs`` (SEED -> DEAP's 500). Probe: one probe call on ``--probe_subjects`` (15)
+``--full_epochs`` (SEED -> DEAP's 500). ``--marginal_epochs N`` (N > ``--epochs``) times both
+engines at N epochs too, in the same repeats, and reports what an epoch adds:
+``finetune_per_epoch_speedup`` = (loop at N - loop at ``--epochs``) / (batched at N - batched at
+``--epochs``), the ratio a long protocol tends to, and the projections from each engine's fixed
+cost plus its per-epoch cost (:func:`per_epoch_projection`) instead of scaling the short call, which
+carries the fixed cost (building 96 models, gathering their data) ``--full_epochs / --epochs`` times.
+Probe: one probe call on ``--probe_subjects`` (15)
 SEED-IV-shaped subjects (62 x 5 DE, 24 trials x 21 windows = 504 windows, 16 trials fit/validate, 4
 classes), the CNN encoder and the raw features, the 5-value L2 grid; also today's torch L-BFGS probe
 of main 11f5091 (one problem at a time), for reference. ``--probe_precision`` overrides the probe
@@ -145,17 +152,19 @@ def conv_precision() -> str:
 def workload(kind: str, engine: str, args: dict) -> tuple[float, dict, str | None]:
     torch.manual_seed(0)
     device = torch.device(args["device"])
-    if kind in ("finetune", "finetune_lpft"):
-        train, test = deap_shaped(args["subjects" if kind == "finetune" else "lpft_subjects"])
+    if kind in ("finetune", "finetune_long", "finetune_lpft"):
+        train, test = deap_shaped(args["lpft_subjects" if kind == "finetune_lpft" else "subjects"])
         encoders = {
             "pretrained": CNNEncoder(32, 5),
             "random_init": CNNEncoder(32, 5),
             "raw_features": FlattenFeatures(32, 5),
         }
         kinds, classes = ("finetune",), 2
-        if kind == "finetune":  # the issue's workload: the authors' reference recipe (fresh head, epochs), a hold-out
+        if kind != "finetune_lpft":  # the issue's workload: the authors' reference recipe (fresh head, epochs), a
+            # hold-out; finetune_long: the same at --marginal_epochs
+            epochs = args["marginal_epochs"] if kind == "finetune_long" else args["epochs"]
             config = FinetuneConfig(
-                epochs=args["epochs"], batch_size=128, engine=engine, recipe="reference", selection="holdout"
+                epochs=epochs, batch_size=128, engine=engine, recipe="reference", selection="holdout"
             )
         else:  # the shipped recipe and selection (probe, 3 cross-validation folds + a refit per subject and row,
             # LP-FT from the probe), a shorter step budget; the loop engine probes one problem at a time too
@@ -236,6 +245,13 @@ def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict,
     return queue.get()
 
 
+def per_epoch_projection(short: float, long: float, e_short: int, e_long: int, full: int) -> tuple[float, float]:
+    """Seconds an epoch adds and the protocol's seconds at ``full`` epochs, from one engine's times at
+    ``e_short`` and ``e_long`` epochs: the line through both (a fixed cost plus a cost per epoch)."""
+    per_epoch = (long - short) / (e_long - e_short)
+    return per_epoch, short + (full - e_short) * per_epoch
+
+
 def matmul_gflops(device: torch.device, n: int = 2048) -> float:
     """This host's float32 product of two n x n matrices, GFLOP/s (the best of 5 timings of 3
     products, on every core). The batched fine-tuning engine spends 40-62% of its time in matrix
@@ -277,6 +293,13 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full_epochs", type=int, default=500)
+    p.add_argument(
+        "--marginal_epochs",
+        type=int,
+        default=0,
+        help="also time both engines' fine-tuning at this many epochs (> --epochs) and report the ratio of what "
+        "an epoch adds (finetune_per_epoch_speedup) and projections from it; 0: off",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to measure (CPU)")
     p.add_argument("--lpft_subjects", type=int, default=8, help="DEAP-shaped subjects of the LP-FT workload")
@@ -319,24 +342,29 @@ def main() -> None:
         help="which workloads to measure (default: all)",
     )
     args = vars(p.parse_args())
+    if args["marginal_epochs"] and args["marginal_epochs"] <= args["epochs"]:
+        p.error(f"--marginal_epochs {args['marginal_epochs']} must exceed --epochs {args['epochs']} (or be 0: off)")
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
     out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
     print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)
     sizes = args["processes"] if args["device"] == "cpu" else [1]
-    engines = {"finetune": ("loop", "batched"), "finetune_lpft": ("loop", "batched"),
-               "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip
+    engines = {"finetune": ("loop", "batched"), "finetune_long": ("loop", "batched"),
+               "finetune_lpft": ("loop", "batched"), "probe": ("old_lbfgs", "loop", "batched")}  # fmt: skip
+    kinds = list(args["workloads"])
+    if args["marginal_epochs"] and "finetune" in kinds:  # the same workload at --marginal_epochs, in the same repeats
+        kinds.insert(kinds.index("finetune") + 1, "finetune_long")
     times: dict = {}  # every repeat's seconds per configuration
     faults_seen: dict = {}  # every repeat's minor page faults per configuration
     results: dict = {}  # the first repeat's results: what the engines are compared on
     for repeat in range(args["repeats"]):  # repeats interleaved: a noisy minute hits both engines alike
-        for kind in args["workloads"]:
+        for kind in kinds:
             for engine in (e for e in engines[kind] if e in args["engines"]):
-                for size in sizes if engine != "old_lbfgs" else [1]:
+                for size in sizes if engine != "old_lbfgs" and kind != "finetune_long" else [1]:
                     key = (kind, engine, size)
                     seconds, res, peak, faults, used, conv = measure(kind, engine, size, args)
                     if conv is not None:  # read inside the protocol, in the measuring process
                         out["protocol_conv_precision"] = conv
-                    if kind != "finetune":  # it probes: the solver's working precision in the measuring process
+                    if kind in ("finetune_lpft", "probe"):  # it probes: the solver working precision, measuring process
                         out["probe_working_dtype"] = used
                     times.setdefault(key, []).append(seconds)
                     faults_seen.setdefault(key, []).append(faults)
@@ -355,20 +383,51 @@ def main() -> None:
                     )
     runs = {key: (statistics.median(times[key]), res) for key, res in results.items()}
     checks, lines = {}, []
-    keys = {"finetune": ("best_epoch",), "finetune_lpft": ("best_step",), "probe": ("l2",)}
-    names = {"finetune": "finetune", "finetune_lpft": "LP-FT", "probe": "probe"}
-    for kind in args["workloads"]:
+    last_line = None  # what an epoch adds (--marginal_epochs), printed after the workloads' lines
+    keys = {"finetune": ("best_epoch",), "finetune_long": ("best_epoch",), "finetune_lpft": ("best_step",),
+            "probe": ("l2",)}  # fmt: skip
+    names = {"finetune": "finetune", "finetune_long": f"finetune at {args['marginal_epochs']} epochs",
+             "finetune_lpft": "LP-FT", "probe": "probe"}  # fmt: skip
+    for kind in kinds:
         if kind == "finetune":
             out.update(subjects=args["subjects"], models=3 * args["subjects"], epochs=args["epochs"])
             for engine in ("loop", "batched"):  # the protocol at full length, from the epochs measured
                 if (kind, engine, 1) in runs:
                     minutes = runs[(kind, engine, 1)][0] * args["full_epochs"] / args["epochs"] / 60
                     out[f"projected_minutes_{engine}"] = round(minutes, 1)
+        if kind == "finetune_long":
+            out.update(marginal_epochs=args["marginal_epochs"])
+            per_epoch = {}
+            for engine in ("loop", "batched"):  # fixed cost + per-epoch cost, medians of the repeats
+                if (kind, engine, 1) in runs and ("finetune", engine, 1) in runs:
+                    per_epoch[engine], full = per_epoch_projection(
+                        runs[("finetune", engine, 1)][0], runs[(kind, engine, 1)][0], args["epochs"],
+                        args["marginal_epochs"], args["full_epochs"],
+                    )  # fmt: skip
+                    out[f"finetune_{engine}_per_epoch_seconds"] = round(per_epoch[engine], 3)
+                    out[f"projected_minutes_{engine}_from_per_epoch"] = round(full / 60, 1)
+            if len(per_epoch) == 2:
+                out["finetune_per_epoch_speedup"] = round(per_epoch["loop"] / per_epoch["batched"], 3)
+                if args["repeats"] > 1:  # each repeat's own: its four calls measured within minutes of each other
+                    added = {
+                        engine: [b - a for a, b in zip(times[("finetune", engine, 1)], times[(kind, engine, 1)])]
+                        for engine in per_epoch
+                    }
+                    out["finetune_per_epoch_speedup_runs"] = [
+                        round(a / b, 3) for a, b in zip(added["loop"], added["batched"])
+                    ]
+                last_line = (
+                    f"fine-tuning, what an epoch adds ({args['epochs']} -> {args['marginal_epochs']} epochs): loop "
+                    f"{per_epoch['loop']:.2f} s, batched {per_epoch['batched']:.2f} s "
+                    f"({out['finetune_per_epoch_speedup']:.2f}x); projected to {args['full_epochs']} epochs from the "
+                    f"fixed and per-epoch costs: {out['projected_minutes_loop_from_per_epoch']} vs "
+                    f"{out['projected_minutes_batched_from_per_epoch']} min"
+                )
         if kind == "finetune_lpft":
             out.update(lpft_subjects=args["lpft_subjects"], lpft_steps=args["lpft_steps"])
         if kind == "probe":
             out.update(probe_subjects=args["probe_subjects"])
-        if kind != "finetune_lpft" and (kind, "batched", 1) in runs:
+        if kind in ("finetune", "probe") and (kind, "batched", 1) in runs:
             for size in sizes[1:]:
                 found = mismatches(runs[(kind, "batched", 1)][1], runs[(kind, "batched", size)][1], keys[kind])
                 checks[f"{names[kind]} batched 1 vs {size} processes"] = found
@@ -383,7 +442,8 @@ def main() -> None:
                     lines.append(line)
             continue
         loop, batched = runs[(kind, "loop", 1)], runs[(kind, "batched", 1)]
-        speedup = {"finetune": "finetune_speedup", "finetune_lpft": "lpft_speedup", "probe": "probe_speedup"}[kind]
+        speedup = {"finetune": "finetune_speedup", "finetune_long": "finetune_long_speedup",
+                   "finetune_lpft": "lpft_speedup", "probe": "probe_speedup"}[kind]  # fmt: skip
         out[speedup] = round(loop[0] / batched[0], 3)
         if args["repeats"] > 1:  # each repeat's own ratio (loop and batched measured minutes apart)
             out[f"{speedup}_runs"] = [
@@ -396,6 +456,11 @@ def main() -> None:
                 f"{batched[0]:.1f} s ({out[speedup]:.2f}x); projected to {args['full_epochs']} epochs: "
                 f"{out['projected_minutes_loop']} vs {out['projected_minutes_batched']} min"
             )
+        elif kind == "finetune_long":
+            lines.append(
+                f"fine-tuning {3 * args['subjects']} models x {args['marginal_epochs']} epochs: loop {loop[0]:.1f} s, "
+                f"batched {batched[0]:.1f} s ({out[speedup]:.2f}x)"
+            )
         elif kind == "finetune_lpft":
             lines.append(
                 f"LP-FT protocol ({args['lpft_subjects']} subjects x 3 rows x (3 folds + refit), "
@@ -405,6 +470,8 @@ def main() -> None:
             if ("probe", "old_lbfgs", 1) in runs:
                 out["probe_speedup_vs_old_lbfgs"] = round(runs[("probe", "old_lbfgs", 1)][0] / batched[0], 3)
             lines.append(f"probe call: loop {loop[0]:.1f} s, batched {batched[0]:.1f} s ({out[speedup]:.2f}x)")
+    if last_line is not None:
+        lines.append(last_line)
     out["tolerance"] = TOLERANCE
     for name, found in checks.items():
         print(f"{name}: {'same' if not found else f'{len(found)} differences, e.g. ' + '; '.join(found[:3])}")

@@ -4,6 +4,7 @@ every step must already work here (the gpu-marked tests skip without CUDA)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -76,3 +77,44 @@ def test_the_benchmark_solves_the_probe_in_the_precision_it_is_told(tmp_path: Pa
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert _last_json(done.stdout)["probe_working_dtype"] == "float64"
+
+
+def test_the_benchmark_reports_what_an_epoch_adds() -> None:
+    """``--marginal_epochs``: both engines timed at 1 and at 3 epochs in the same run; the per-epoch
+    ratio and the projections are the straight line through each engine's two medians, recomputed
+    here from the seconds the JSON reports (rounded to 0.01 s there, hence the tolerance)."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/evaluation.py", "--device", "cpu", "--workloads", "finetune", "--engines", "loop",
+         "batched", "--processes", "1", "--repeats", "1", "--subjects", "2", "--epochs", "1", "--marginal_epochs", "3",
+         "--full_epochs", "101"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    out = _last_json(done.stdout)
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "evaluation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # by hand: 10 s at 2 epochs, 50 s at 10 -> 5 s an epoch, 10 + 498 x 5 s at 500
+    assert bench.per_epoch_projection(10.0, 50.0, 2, 10, 500) == (5.0, 2500.0)
+    added = {}
+    for engine in ("loop", "batched"):
+        short, long = out[f"finetune_{engine}_1p_seconds"], out[f"finetune_long_{engine}_1p_seconds"]
+        added[engine] = (long - short) / 2
+        assert abs(out[f"finetune_{engine}_per_epoch_seconds"] - added[engine]) < 0.006
+        minutes = (short + 100 * added[engine]) / 60  # the 1-epoch call plus 100 more epochs
+        assert abs(out[f"projected_minutes_{engine}_from_per_epoch"] - minutes) < 0.05 + 0.51 / 60
+        scaled = short * 101 / 60  # the short call scaled, as before
+        assert abs(out[f"projected_minutes_{engine}"] - scaled) < 0.05 + 0.005 * 101 / 60
+    slack = 0.005  # each median rounded to 0.01 s: each epoch's cost within 0.005 s of the reported seconds'
+    if added["batched"] > 4 * slack:  # (a busy host can make the two calls' difference ~0: no ratio to check then)
+        low = (added["loop"] - slack) / (added["batched"] + slack)
+        high = (added["loop"] + slack) / (added["batched"] - slack)
+        assert low - 5e-4 <= out["finetune_per_epoch_speedup"] <= high + 5e-4, (out, added)
+    assert out["same_results"] is True and out["differences"] == {
+        "finetune loop vs batched": 0, "finetune at 3 epochs loop vs batched": 0
+    }  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, "benchmarks/evaluation.py", "--epochs", "2", "--marginal_epochs", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--marginal_epochs 2 must exceed --epochs 2" in refused.stderr
