@@ -71,6 +71,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if compgen -G ".whl/*.whl" > /dev/null; then  # the carried wheels, outside the image's environment (a
     # folder of this run's own: two runs at once, as the test suite's, raced on one shared folder)
     site=$(mktemp -d)
+    trap 'rm -rf "$site"' EXIT  # this run's copy of the wheels, not left behind in /tmp
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl || exit 1
     export PYTHONPATH="$PYTHONPATH:$site"
 fi

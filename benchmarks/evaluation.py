@@ -344,6 +344,8 @@ def main() -> None:
     args = vars(p.parse_args())
     if args["marginal_epochs"] and args["marginal_epochs"] <= args["epochs"]:
         p.error(f"--marginal_epochs {args['marginal_epochs']} must exceed --epochs {args['epochs']} (or be 0: off)")
+    if args["marginal_epochs"] and "finetune" not in args["workloads"]:
+        p.error("--marginal_epochs times the finetune workload: add finetune to --workloads (or drop the option)")
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
     out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
     print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)

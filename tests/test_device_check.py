@@ -118,3 +118,8 @@ def test_the_benchmark_reports_what_an_epoch_adds() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert refused.returncode == 2 and "--marginal_epochs 2 must exceed --epochs 2" in refused.stderr
+    ignored = subprocess.run(
+        [sys.executable, "benchmarks/evaluation.py", "--workloads", "probe", "--marginal_epochs", "10"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ignored.returncode == 2 and "add finetune to --workloads" in ignored.stderr
