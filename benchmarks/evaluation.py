@@ -346,6 +346,9 @@ def main() -> None:
         p.error(f"--marginal_epochs {args['marginal_epochs']} must exceed --epochs {args['epochs']} (or be 0: off)")
     if args["marginal_epochs"] and "finetune" not in args["workloads"]:
         p.error("--marginal_epochs times the finetune workload: add finetune to --workloads (or drop the option)")
+    if args["marginal_epochs"] and args["device"] == "cpu" and 1 not in args["processes"]:
+        # what an epoch adds is measured in one process (the 1-process call is its baseline)
+        p.error("--marginal_epochs compares the 1-process calls: add 1 to --processes (or drop the option)")
     out: dict = {"device": args["device"], "cores": os.cpu_count()}
     out["host_matmul_gflops"] = round(matmul_gflops(torch.device(args["device"])))
     print(f"{args['device']}: 2048 x 2048 float32 product {out['host_matmul_gflops']} GFLOP/s", flush=True)
