@@ -124,7 +124,7 @@ def test_the_benchmark_reports_what_an_epoch_adds() -> None:
     )  # fmt: skip
     assert ignored.returncode == 2 and "add finetune to --workloads" in ignored.stderr
     unreported = subprocess.run(
-        [sys.executable, "benchmarks/evaluation.py", "--processes", "2", "--marginal_epochs", "10"],
+        [sys.executable, "benchmarks/evaluation.py", "--device", "cpu", "--processes", "2", "--marginal_epochs", "10"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert unreported.returncode == 2 and "add 1 to --processes" in unreported.stderr
