@@ -20,7 +20,8 @@ table (pre-trained encoder, random-init encoder, raw features), ``--epochs`` epo
 ``--full_epochs`` (SEED -> DEAP's 500). ``--marginal_epochs N`` (N > ``--epochs``) times both
 engines at N epochs too, in the same repeats, and reports what an epoch adds:
 ``finetune_per_epoch_speedup`` = (loop at N - loop at ``--epochs``) / (batched at N - batched at
-``--epochs``), the ratio a long protocol tends to, and the projections from each engine's fixed
+``--epochs``), the ratio a long protocol tends to (null, with a notice, unless both differences are
+positive), and the projections from each engine's fixed
 cost plus its per-epoch cost (:func:`per_epoch_projection`) instead of scaling the short call, which
 carries the fixed cost (building 96 models, gathering their data) ``--full_epochs / --epochs`` times.
 Probe: one probe call on ``--probe_subjects`` (15)
@@ -80,6 +81,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from scmm_lightning.datamodules import WindowDataset
+from scmm_lightning.distributed import exit_spawned_rank
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
 from scmm_lightning.model import CNNEncoder
 
@@ -229,8 +231,9 @@ def worker(rank: int, size: int, port: int, kind: str, engine: str, args: dict, 
     peak = usage.ru_maxrss / 1024  # MiB (Linux: KiB)
     if rank == 0:  # minor page faults of the timed call: fresh pages the kernel zeroed (scmm_lightning/allocator.py)
         queue.put((seconds, res, peak, usage.ru_minflt - faults, used, conv))
-    if size > 1:
-        dist.destroy_process_group()
+    queue.close()
+    queue.join_thread()  # sent before the exit below, which skips the feeder thread's own flush
+    exit_spawned_rank()  # gloo's threads race the interpreter's teardown: its docstring
 
 
 def measure(kind: str, engine: str, size: int, args: dict) -> tuple[float, dict, float, int, str, str | None]:
@@ -250,6 +253,12 @@ def per_epoch_projection(short: float, long: float, e_short: int, e_long: int, f
     ``e_short`` and ``e_long`` epochs: the line through both (a fixed cost plus a cost per epoch)."""
     per_epoch = (long - short) / (e_long - e_short)
     return per_epoch, short + (full - e_short) * per_epoch
+
+
+def epoch_ratio(loop: float, batched: float) -> float | None:
+    """loop / batched seconds an epoch adds, rounded; None unless both are positive (an engine whose
+    longer calls took no longer than its shorter ones measured the host's noise, not its epochs)."""
+    return round(loop / batched, 3) if loop > 0 and batched > 0 else None
 
 
 def matmul_gflops(device: torch.device, n: int = 2048) -> float:
@@ -412,19 +421,27 @@ def main() -> None:
                     out[f"finetune_{engine}_per_epoch_seconds"] = round(per_epoch[engine], 3)
                     out[f"projected_minutes_{engine}_from_per_epoch"] = round(full / 60, 1)
             if len(per_epoch) == 2:
-                out["finetune_per_epoch_speedup"] = round(per_epoch["loop"] / per_epoch["batched"], 3)
+                out["finetune_per_epoch_speedup"] = epoch_ratio(per_epoch["loop"], per_epoch["batched"])
                 if args["repeats"] > 1:  # each repeat's own: its four calls measured within minutes of each other
                     added = {
                         engine: [b - a for a, b in zip(times[("finetune", engine, 1)], times[(kind, engine, 1)])]
                         for engine in per_epoch
                     }
                     out["finetune_per_epoch_speedup_runs"] = [
-                        round(a / b, 3) for a, b in zip(added["loop"], added["batched"])
+                        epoch_ratio(a, b) for a, b in zip(added["loop"], added["batched"])
                     ]
+                ratio = out["finetune_per_epoch_speedup"]
+                if ratio is None:
+                    print(
+                        "what an epoch adds: not measured, an engine's longer calls took no longer than its shorter "
+                        "ones (the host's noise swamped the difference): raise --marginal_epochs or rerun on a "
+                        "quieter host",
+                        flush=True,
+                    )
                 last_line = (
                     f"fine-tuning, what an epoch adds ({args['epochs']} -> {args['marginal_epochs']} epochs): loop "
                     f"{per_epoch['loop']:.2f} s, batched {per_epoch['batched']:.2f} s "
-                    f"({out['finetune_per_epoch_speedup']:.2f}x); projected to {args['full_epochs']} epochs from the "
+                    f"({'no ratio' if ratio is None else f'{ratio:.2f}x'}); projected to {args['full_epochs']} epochs from the "
                     f"fixed and per-epoch costs: {out['projected_minutes_loop_from_per_epoch']} vs "
                     f"{out['projected_minutes_batched_from_per_epoch']} min"
                 )

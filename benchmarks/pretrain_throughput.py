@@ -96,7 +96,7 @@ def ddp_worker(rank: int, args: argparse.Namespace, port: int, out: str) -> None
         times.append(time.perf_counter() - t0)
     if rank == 0:
         torch.save({"step": statistics.median(times), "gather": gather_time[0] / args.steps}, out)
-    dist.destroy_process_group()
+    sd.exit_spawned_rank()  # gloo's threads race the interpreter's teardown: its docstring
 
 
 def run_devices(args: argparse.Namespace) -> None:

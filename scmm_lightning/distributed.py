@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import NoReturn
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -72,3 +76,28 @@ def gather_objects(obj: object) -> list[object]:
     out: list[object] = [None] * size
     dist.all_gather_object(out, obj)
     return out
+
+
+def exit_spawned_rank() -> NoReturn:
+    """End a rank that ``torch.multiprocessing.spawn`` started, once everything it reports is written:
+    destroy the default process group (if any), flush stdout and stderr, and leave through
+    ``os._exit(0)``, without the interpreter's teardown.
+
+    Why: a gloo worker thread releases a finished collective's tensors just after the collective
+    has returned, and for a tensor Python has seen that release takes the GIL. When the rank's
+    Python ends first, the thread asks for the GIL while the interpreter finalizes, is ended by
+    ``pthread_exit`` inside a ``noexcept`` destructor, and the process dies of SIGABRT
+    ("terminate called without an active exception"): spawn reports the rank failed although
+    its results are written (torch 2.13, ``tests/ddp_worker.py``: 4 of 80 runs on 2 cores; the
+    core dump's aborting thread was ``ProcessGroupGloo::runLoop`` destroying an
+    ``AsyncAllreduceWork`` in ``take_gil`` while the main thread was in ``Py_FinalizeEx``). Neither
+    a file store in place of the TCP store (1 of 51 runs) nor ``destroy_process_group`` closes
+    the race; skipping the teardown does, and a spawned rank has nothing else to tear down (a
+    forked child leaves the same way). A ``multiprocessing`` queue's data is sent by a feeder
+    thread: ``queue.close(); queue.join_thread()`` before calling this.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

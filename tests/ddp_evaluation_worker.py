@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from scmm_lightning.datamodules import WindowDataset
+from scmm_lightning.distributed import exit_spawned_rank
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
 from scmm_lightning.model import CNNEncoder
 
@@ -53,7 +54,7 @@ def run(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
     torch.save(evaluate(), f"{out}.rank{rank}")
-    dist.destroy_process_group()
+    exit_spawned_rank()  # gloo's threads race the interpreter's teardown: its docstring
 
 
 if __name__ == "__main__":

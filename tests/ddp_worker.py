@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ddp_inputs import global_inputs  # noqa: E402
 
-from scmm_lightning.distributed import gather_rows  # noqa: E402
+from scmm_lightning.distributed import exit_spawned_rank, gather_rows  # noqa: E402
 from scmm_lightning.losses import SoftContrastiveLoss  # noqa: E402
 from scmm_lightning.model import (
     SimilarityAggregator,  # noqa: E402
@@ -107,7 +107,7 @@ def run(rank: int, world_size: int, port: int, out: str) -> None:
         "time_contrastive": timed_contrastive / world_size,
     }
     torch.save(result, f"{out}.rank{rank}")
-    dist.destroy_process_group()
+    exit_spawned_rank()  # gloo's threads race the interpreter's teardown: its docstring
 
 
 def main() -> None:
