@@ -1,4 +1,4 @@
-"""Autograd-aware gathering across DDP ranks (identity in a single process)."""
+"""Across DDP ranks: autograd-aware gathering (identity in a single process), and a spawned rank's exit."""
 
 from __future__ import annotations
 
