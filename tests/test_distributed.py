@@ -26,6 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_worker(out: Path, **kwargs: object) -> subprocess.CompletedProcess:
+    """``tests/ddp_worker.py`` in 2 gloo processes, writing ``OUT.rank0`` and ``OUT.rank1``."""
+    command = [sys.executable, str(HERE / "ddp_worker.py"), str(out), "--port", str(free_port())]
+    return subprocess.run(command, timeout=300, **kwargs)
+
+
 def test_a_spawned_rank_leaves_with_status_zero_and_its_output_flushed() -> None:
     """``exit_spawned_rank`` leaves through ``os._exit``, which skips the flush of buffered output as
     well as the teardown: piped stdout is block-buffered and the unterminated stderr line is held
@@ -45,21 +51,14 @@ def test_spawned_ranks_exit_cleanly_run_after_run(tmp_path: Path) -> None:
     """Before ``exit_spawned_rank``, 4 of 80 runs of this worker died of SIGABRT after writing their
     results (its docstring); 30 clean runs would have caught that with probability ~0.8."""
     for run in range(30):
-        done = subprocess.run(
-            [sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / f"r{run}"), "--port", str(free_port())],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_worker(tmp_path / f"r{run}", capture_output=True, text=True)
         assert done.returncode == 0, f"run {run}: {done.stderr[-2000:]}"
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     out = tmp_path_factory.mktemp("ddp") / "result"
-    subprocess.run(
-        [sys.executable, str(HERE / "ddp_worker.py"), str(out), "--port", str(free_port())], check=True, timeout=300
-    )
+    run_worker(out, check=True)
     return [torch.load(f"{out}.rank{r}", weights_only=False) for r in range(2)]
 
 
