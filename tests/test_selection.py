@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from torch import nn
 
 from scmm_lightning.datamodules import WindowDataset
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, finetune, run_protocol
+from scmm_lightning.evaluation.batched import FinetuneJob, finetune_batched
+from scmm_lightning.evaluation.metrics import improves, present_class_balanced_accuracy
 from scmm_lightning.evaluation.probe import fit_linear_probe, select_and_fit_probes
 from scmm_lightning.evaluation.protocol import _cv_choice, cross_validation_folds, protocol_parts
 from scmm_lightning.model import CNNEncoder
@@ -160,6 +163,59 @@ def test_cv_choice_is_the_best_mean_fold_checkpoint() -> None:
     best, figures = _cv_choice(folds)
     assert best == 2 and figures["val_balanced_accuracy"] == pytest.approx(0.65)
     assert figures["val_loss"] == pytest.approx(0.75)
+
+
+def _exact(value: float, denominator: int) -> Fraction:
+    """The fraction a float32 balanced accuracy stands for (its denominator divides ``denominator``)."""
+    return Fraction(value).limit_denominator(denominator)
+
+
+def test_equal_balanced_accuracies_in_float32_tie_and_the_lower_loss_decides() -> None:
+    """Two checkpoints whose validation balanced accuracies are equal fractions, apart in float32:
+    over folds (``_cv_choice``), the one with the lower mean loss is chosen, as the rule says;
+    compared exactly (or rounded to 9 decimals), the float32 rounding chose."""
+    target = torch.tensor([0] * 28 + [1] * 28)
+
+    def bacc(hits0: int, hits1: int) -> float:
+        pred = torch.tensor([0] * hits0 + [1] * (28 - hits0) + [1] * hits1 + [0] * (28 - hits1))
+        return present_class_balanced_accuracy(torch.nn.functional.one_hot(pred, 2).float(), target)
+
+    pairs = [((a, 3 - a), (b, 3 - b)) for a in range(4) for b in range(4) if bacc(a, 3 - a) != bacc(b, 3 - b)]
+    assert pairs, "no equal fraction with two float32 forms: the check is weak"
+    (a0, a1), (b0, b1) = pairs[0]
+    high, low = sorted([bacc(a0, a1), bacc(b0, b1)], reverse=True)
+    assert _exact(high, 56) == _exact(low, 56) == Fraction(3, 56)
+    history = lambda b, loss: {"val_bacc": b, "val_acc": b, "val_loss": loss}  # noqa: E731
+    # checkpoint 0 the float32-higher form at the higher loss, checkpoint 1 the lower form at the lower
+    folds = [{"history": history([high, low], [0.9, 0.7])}, {"history": history([high, low], [0.9, 0.7])}]
+    assert _cv_choice(folds)[0] == 1
+    assert max(range(2), key=lambda c: (round(high if c == 0 else low, 9), -c)) == 0  # what rounding chose
+    assert improves((low, 0.7), (high, 0.9)) and not improves((high, 0.9), (low, 0.7))
+    assert improves((low + 2e-6, 0.9), (low, 0.7)) and not improves((float("nan"), 0.1), (low, 0.7))
+
+
+@pytest.mark.parametrize("engine", ["loop", "batched"])
+def test_each_engine_chooses_the_epoch_with_the_best_exact_balanced_accuracy(engine: str) -> None:
+    """The reference recipe over 30 epochs on 14 + 14 validation windows: the epoch each engine
+    reports is the best EXACT balanced accuracy (each float32 figure mapped back to its fraction),
+    ties going to the lower loss, then the earlier epoch; on this fixture the float32 figures
+    compared exactly would choose another epoch (so the check can fail)."""
+    g = torch.Generator().manual_seed(2)
+    y_fit, y_val = torch.arange(60) % 2, torch.arange(28) % 2
+    x_fit = torch.randn(60, 4, 5, generator=g) + 0.35 * y_fit[:, None, None]
+    x_val = torch.randn(28, 4, 5, generator=g) + 0.35 * y_val[:, None, None]
+    config = FinetuneConfig(epochs=30, batch_size=16, lr=3e-3, recipe="reference", selection="holdout")
+    encoder = FlattenFeatures(4, 5)
+    if engine == "loop":
+        got = finetune(encoder, 2, (x_fit, y_fit), (x_val, y_val), (x_val[:0], y_val[:0]), config, seed=2)
+    else:
+        job = FinetuneJob(encoder, 2, torch.arange(60), torch.arange(60, 88), torch.arange(0))
+        got = finetune_batched([job], (torch.cat([x_fit, x_val]), torch.cat([y_fit, y_val])), (x_val[:0], y_val[:0]),
+                               2, config)[0]  # fmt: skip
+    b, loss = got["history"]["val_bacc"], got["history"]["val_loss"]
+    exact = [_exact(v, 2 * 14 * 14) for v in b]
+    assert max(range(len(b)), key=lambda e: (exact[e], -loss[e], -e)) == got["best_epoch"]
+    assert max(range(len(b)), key=lambda e: (b[e], -loss[e], -e)) != got["best_epoch"], "no float32 tie decided"
 
 
 def _lpft_by_hand(encoder, head, x, y, config, seed, weight=None, penalty=None, score=None):  # noqa: ANN001, ANN202

@@ -40,7 +40,7 @@ from .finetune import (
     fit_summary,
     random_choice_gap,
 )
-from .metrics import classification_metrics, present_class_balanced_accuracies
+from .metrics import classification_metrics, improves, present_class_balanced_accuracies
 from .probe import class_balance_weights, module_device
 
 # rows per model per evaluation forward: 1,080 rows of 32 CNNs took 263 ms in slices of 128, 411 ms in 1,024
@@ -733,11 +733,11 @@ def _train_stack(
             h["test_bacc"].append(test_bacc[i])
             if keep_states:
                 h.setdefault("states", []).append(stack.snapshot(j))
-            key = (val_bacc[i], -val_loss[i])
+            key = (val_bacc[i], val_loss[i])
             if jobs[j].select_at is not None:
                 chosen = epoch == jobs[j].select_at
             else:
-                chosen = best_key[j] is None or key > best_key[j]
+                chosen = improves(key, best_key[j])
             if chosen:
                 best_key[j], best_epoch[j] = key, epoch
                 best_test[j] = logits[i, n_val[j] : n_val[j] + n_test[j]].cpu()

@@ -16,9 +16,9 @@ optimistic figure). Two recipes (``FinetuneConfig.recipe``):
   Adam at ``lr`` cosine-annealed over ``epochs``, a checkpoint after every epoch.
 
 Which checkpoint is reported is chosen by the protocol (``protocol.py``): the best validation
-balanced accuracy of this model (ties: lower validation loss, then the earlier checkpoint), or with
-``select_at`` a checkpoint fixed beforehand (chosen by cross-validation, or the budget's last under
-``selection: fixed``); never on test rows.
+balanced accuracy of this model (ties, within ``metrics.TIE``: lower validation loss, then the
+earlier checkpoint), or with ``select_at`` a checkpoint fixed beforehand (chosen by
+cross-validation, or the budget's last under ``selection: fixed``); never on test rows.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ..model import ClassifierHead
 from ..seeding import seeded
-from .metrics import classification_metrics, present_class_balanced_accuracy
+from .metrics import classification_metrics, improves, present_class_balanced_accuracy
 from .probe import class_balance_weights, module_device
 
 
@@ -304,7 +304,8 @@ def finetune(
     """Fine-tune a copy of ``encoder`` with ``head`` (``lpft``: the probe as an ``nn.Linear``;
     ``reference``: a fresh head from ``seed``) on ``train`` (x, y); at every checkpoint score
     ``val`` (may be empty) and ``test``; report the test metrics of the checkpoint with the best
-    validation balanced accuracy (ties: lower validation loss, then the earlier one), or of
+    validation balanced accuracy (ties, within ``metrics.TIE``: lower validation loss, then the
+    earlier one; ``metrics.improves``), or of
     checkpoint index ``select_at`` when given; plus per-checkpoint histories, and with
     ``test_groups`` (e.g. subject ids) metrics per group under ``groups``. ``keep_states``: the
     model (``module``) and its state at every checkpoint (``history["states"]``) come back too (the
@@ -395,10 +396,9 @@ def finetune(
         if select_at is not None:
             chosen = index == select_at
         else:
-            key = (val_bacc, -val_loss)
-            chosen = best["key"] is None or key > best["key"]
+            chosen = improves((val_bacc, val_loss), best["key"])
             if chosen:
-                best["key"] = key
+                best["key"] = (val_bacc, val_loss)
         if chosen:
             best.update(index=index, state=copy.deepcopy(scored.state_dict()), test=test_logits)
         elif select_at is None and config.patience is not None and index - best["index"] >= config.patience:

@@ -60,3 +60,28 @@ def present_class_balanced_accuracies(logits: Tensor, y: Tensor, mask: Tensor, n
     recall = hits.float() / count.clamp_min(1).float()
     present = count > 0
     return (recall * present).sum(1) / present.sum(1).clamp_min(1).float()
+
+
+TIE = 1e-6
+"""Validation balanced accuracies closer than this are equal. They are float32 means of recalls, and
+fractions equal in exact arithmetic come out apart by float32 rounding: of the 57 balanced
+accuracies attainable on 28 + 28 validation windows, 29 have two float32 forms (3/56 as
+0.05357142910 and 0.05357143283, up to 6e-8 apart; rounding to 9 decimals merges none of them),
+so a rule "ties: the lower loss" compared exactly would break such ties on rounding. Two balanced
+accuracies that differ in exact arithmetic differ by at least 1 / (classes x the least common
+multiple of the class sizes): 5e-5 for two classes of up to 100 windows, 2.7e-5 for three of 28,
+29 and 30; closer than ``TIE`` only for near-coprime sizes (4 classes of 25, 27, 28 and 29: 4.6e-7;
+2 of 1,200 and 1,201: 3.5e-7), a difference no choice should rest on, which the loss then decides.
+Every choice made on a validation balanced accuracy (the probe's L2, a fine-tuning checkpoint, in
+either engine and across folds) compares through it."""
+
+
+def improves(candidate: tuple[float, float], incumbent: tuple[float, float] | None) -> bool:
+    """Whether a checkpoint scoring ``candidate`` = (validation balanced accuracy, validation loss)
+    replaces the one kept so far, ``incumbent`` (``None``: none yet): a balanced accuracy higher by
+    more than :data:`TIE`, or one within :data:`TIE` and a lower loss; a tie on both keeps the
+    earlier checkpoint. A NaN balanced accuracy (no validation rows) never replaces one."""
+    if incumbent is None:
+        return True
+    (bacc, loss), (best_bacc, best_loss) = candidate, incumbent
+    return bacc > best_bacc + TIE or (abs(bacc - best_bacc) <= TIE and loss < best_loss)

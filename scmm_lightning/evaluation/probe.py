@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .logistic import solve_logistic
-from .metrics import present_class_balanced_accuracies
+from .metrics import TIE, present_class_balanced_accuracies
 
 L2_GRID: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 0.3, 1.0, 3.0, 10.0)
 """The probe's L2 penalties tried on validation (per subject, or once across subjects). The scale
@@ -233,15 +233,9 @@ def _validation_scores(
     return torch.stack(per_value)
 
 
-TIE = 1e-6  # scores closer than this tie: means of float32 recalls that are equal in exact arithmetic
-# differ by up to ~1e-7 (two 2-fold means of 34/72 came out 0.47222222388 and 0.47222220898, which
-# rounding to 9 decimals kept apart), while balanced accuracies that really differ do so by about
-# 1 / (classes x validation rows) or more
-
-
 def _best(scores: list[float], grid_values: list[float]) -> int:
-    """The grid value with the best score, scores within ``TIE`` of the best tying (ties: the
-    stronger penalty)."""
+    """The grid value with the best score, scores within ``metrics.TIE`` of the best tying (ties:
+    the stronger penalty)."""
     top = max(scores)
     return max((g for g in range(len(grid_values)) if scores[g] >= top - TIE), key=lambda g: grid_values[g])
 

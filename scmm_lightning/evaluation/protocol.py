@@ -27,7 +27,7 @@ from .finetune import (
     random_choice_gap,
     split_finetune_validation,
 )
-from .metrics import classification_metrics, present_class_balanced_accuracy
+from .metrics import classification_metrics, improves, present_class_balanced_accuracy
 from .probe import L2_GRID, SelectedProbe, embed, module_device, select_and_fit_probes
 
 
@@ -352,15 +352,21 @@ def _ensemble_metrics(
 
 
 def _cv_choice(fold_results: list[dict], at: int | None = None) -> tuple[int, dict[str, float]]:
-    """The checkpoint with the best mean validation balanced accuracy over folds (ties: lower mean
-    validation loss, then the earlier checkpoint), or checkpoint index ``at`` (``selection: fixed``:
-    the last), and the mean validation figures there."""
+    """The checkpoint with the best mean validation balanced accuracy over folds (ties, within
+    ``metrics.TIE``: lower mean validation loss, then the earlier checkpoint), or checkpoint index
+    ``at`` (``selection: fixed``: the last), and the mean validation figures there (rounded to 9
+    decimals, as reported)."""
     n = min(len(r["history"]["val_bacc"]) for r in fold_results)
     mean = {
         key: [round(float(np.mean([r["history"][key][c] for r in fold_results])), 9) for c in range(n)]
         for key in ("val_bacc", "val_acc", "val_loss")
     }
-    best = max(range(n), key=lambda c: (mean["val_bacc"][c], -mean["val_loss"][c], -c)) if at is None else at
+    best = at
+    if best is None:  # as each engine keeps its checkpoint: a later one replaces it only if it improves on it
+        best = 0
+        for c in range(1, n):
+            if improves((mean["val_bacc"][c], mean["val_loss"][c]), (mean["val_bacc"][best], mean["val_loss"][best])):
+                best = c
     return best, {
         "val_balanced_accuracy": mean["val_bacc"][best],
         "val_acc": mean["val_acc"][best],
