@@ -251,9 +251,14 @@ def protocol_parts(
     ]
 
 
-def _model_seed(seed: int, method_index: int, part: Part) -> int:
-    """A fine-tuning model's seed: from the run seed, the method's position and the subject only."""
-    return subject_seed(subject_seed(seed, 0, method_index), part.key, 1 if part.cross_subject else 0)
+def _model_seed(seed: int, part: Part) -> int:
+    """A fine-tuning model's seed: from the run seed and the part (subject) only, the same for every
+    method of the table. So a row's figures do not depend on which other rows run beside it, and the
+    rows of a table are fine-tuned under common random numbers (the same head initialisation where
+    the shapes agree, the same batch order): their paired differences measure the encoders, not the
+    draws. Until session 32 the seed also took the method's position in the table, so the same
+    untrained encoder fine-tuned 2 points apart in two tables (README "Real EEG")."""
+    return subject_seed(subject_seed(seed, 0, 0), part.key, 1 if part.cross_subject else 0)
 
 
 def _fold_seed(model_seed: int, fold: int) -> int:
@@ -392,8 +397,9 @@ def run_protocol(
 
     Every (method, part) is one job (its probe, its fold models and its reported model); job ``j``
     runs on rank ``j mod W`` and the results are gathered on every rank (call it on all ranks or on
-    none). Each model's seed depends only on the method's position, the subject, the fold and
-    ``seed``: the same on any number of ranks. When both kinds run, each fine-tuning row also
+    none). Each model's seed depends only on the subject, the fold and ``seed`` (not on the
+    method: common random numbers across the rows, :func:`_model_seed`): the same on any number of
+    ranks. When both kinds run, each fine-tuning row also
     carries its own probe's figures (``probe_accuracy``, ``probe_balanced_accuracy``).
 
     ``curves`` (a diagnostic of the selection, ``benchmarks/real_eeg.py --curves``): each fine-tuning
@@ -484,7 +490,7 @@ def run_protocol(
             fold_select_at = len(config.checkpoints()) - 1 if config.selection == "fixed" else None
 
             def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
-                model_seed = _model_seed(seed, k, part)
+                model_seed = _model_seed(seed, part)
                 scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
                 return [
                     FinetuneJob(
@@ -538,7 +544,7 @@ def run_protocol(
                         ((fit, val),) = part.folds
                         groups = test.meta["subject"][part.test] if part.cross_subject else None
                         first.append(
-                            FinetuneJob(encoders[name], _model_seed(seed, k, part), index(fit), index(val),
+                            FinetuneJob(encoders[name], _model_seed(seed, part), index(fit), index(val),
                                         index(part.test), groups, **head(name, part, 0))
                         )  # fmt: skip
                         owners.append((k, name, part))
@@ -559,7 +565,7 @@ def run_protocol(
                     chosen, val_figures = _cv_choice(mine_results, fold_select_at)
                     groups = test.meta["subject"][part.test] if part.cross_subject else None
                     refits.append(
-                        FinetuneJob(encoders[name], _model_seed(seed, k, part), index(part.fit), empty, index(part.test),
+                        FinetuneJob(encoders[name], _model_seed(seed, part), index(part.fit), empty, index(part.test),
                                     groups, select_at=chosen, **head(name, part, None))
                     )  # fmt: skip
                     refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
