@@ -253,11 +253,12 @@ def protocol_parts(
 
 def _model_seed(seed: int, part: Part) -> int:
     """A fine-tuning model's seed: from the run seed and the part (subject) only, the same for every
-    method of the table. So a row's figures do not depend on which other rows run beside it, and the
-    rows of a table are fine-tuned under common random numbers (the same head initialisation where
-    the shapes agree, the same batch order): their paired differences measure the encoders, not the
-    draws. Until session 32 the seed also took the method's position in the table, so the same
-    untrained encoder fine-tuned 2 points apart in two tables (README "Real EEG")."""
+    method of the table (the seeds the first row always had). So a row's figures do not depend on
+    which other rows run beside it, and the rows share their draws (common random numbers: the
+    same batch order, the same fresh head where the shapes agree); on eegmat that did not narrow
+    the paired comparisons measurably (README "Rows"). Until session 32 the seed also took the
+    method's position in the table, so the same untrained encoder fine-tuned 2 points apart in two
+    tables (README "Real EEG")."""
     return subject_seed(subject_seed(seed, 0, 0), part.key, 1 if part.cross_subject else 0)
 
 
@@ -418,7 +419,7 @@ def run_protocol(
         if config.class_balanced_loss is None:  # LP-FT fine-tunes on its probe's objective (FinetuneConfig)
             config = dataclasses.replace(config, class_balanced_loss=balanced_probe and config.recipe == "lpft")
         parts = protocol_parts(train, test, config, subjects)
-        jobs = [(k, name, part) for k, name in enumerate(encoders) for part in parts]
+        jobs = [(name, part) for name in encoders for part in parts]
         rank, size = world()
         mine = jobs[rank::size]
         bar = None
@@ -432,16 +433,16 @@ def run_protocol(
         tuned = "finetune" in kinds
         selected: dict[tuple[str, int], SelectedProbe] = {}
         if "probe" in kinds or (tuned and config.recipe == "lpft"):
-            for name in dict.fromkeys(name for _, name, _ in mine):  # per encoder: every part x fold x L2 together
-                probe_jobs = [job for job in mine if job[1] == name]
+            for name in dict.fromkeys(name for name, _ in mine):  # per encoder: every part x fold x L2 together
+                probe_parts = [part for n, part in mine if n == name]
                 h = embed(encoders[name], train.x)
                 tasks = []
-                for *_, part in probe_jobs:
+                for part in probe_parts:
                     rows = part.fit | part.val
                     tasks.append((h[rows], y[rows], [val[rows] for _, val in part.probe_folds]))
                 # cv_probe's LP-FT head: the chosen L2 fitted on the hold-out's fine-tuning rows
                 lpft_holdout_heads = tuned and config.recipe == "lpft" and config.selection == "cv_probe"
-                heads = [p.fit[p.fit | p.val] for *_, p in probe_jobs] if lpft_holdout_heads else None
+                heads = [p.fit[p.fit | p.val] for p in probe_parts] if lpft_holdout_heads else None
                 fitted = select_and_fit_probes(
                     tasks,
                     num_classes,
@@ -453,7 +454,7 @@ def run_protocol(
                     device=module_device(encoders[name]),  # solved on the encoder's GPU (probe.solver_device)
                 )
                 h_test = embed(encoders[name], test.x) if "probe" in kinds else None
-                for (_, _, part), sel in zip(probe_jobs, fitted):
+                for part, sel in zip(probe_parts, fitted):
                     selected[(name, part.key)] = sel
                     if "probe" not in kinds:
                         continue
@@ -467,7 +468,7 @@ def run_protocol(
                     )  # fmt: skip
                     done.append(("probe", name, part.key, metrics))
                 if bar is not None and "probe" in kinds:
-                    bar.update(size * len(probe_jobs))
+                    bar.update(size * len(probe_parts))
         if tuned:
             lpft = config.recipe == "lpft"
             index = lambda mask: mask.nonzero().squeeze(1)  # noqa: E731
@@ -489,7 +490,7 @@ def run_protocol(
             # ``fixed``: the fold models train the whole budget (no patience) and are read at its last checkpoint
             fold_select_at = len(config.checkpoints()) - 1 if config.selection == "fixed" else None
 
-            def fold_models(k: int, name: str, part: Part) -> list[FinetuneJob]:
+            def fold_models(name: str, part: Part) -> list[FinetuneJob]:
                 model_seed = _model_seed(seed, part)
                 scored = index(part.test) if curves else empty  # test rows only for the diagnostic curves
                 return [
@@ -517,13 +518,13 @@ def run_protocol(
             if config.selection == "cv" and config.cv_model == "ensemble":
                 # the loop: one job at a time (its fold models' checkpoints live until it is scored); the
                 # stacked engine: every job's fold models together, every checkpoint's weights kept
-                per_job = [fold_models(k, name, part) for k, name, part in mine]
+                per_job = [fold_models(name, part) for name, part in mine]
                 flat = None
                 if config.engine != "loop":
                     flat = _train_models(
                         [f for specs in per_job for f in specs], train, test, num_classes, config, True
                     )
-                for (k, name, part), specs in zip(mine, per_job):
+                for (name, part), specs in zip(mine, per_job):
                     if flat is None:
                         fold_results = _train_models(specs, train, test, num_classes, config, keep_states=True)
                     else:
@@ -534,12 +535,10 @@ def run_protocol(
                         fold_results, chosen, (train.x[rows], y[rows]), (test.x[part.test], test_y[part.test]),
                         test.meta["subject"][part.test] if part.cross_subject else None, num_classes, config,
                     )  # fmt: skip
-                    finals.append(
-                        ((k, name, part), metrics, val_figures, fold_curves(fold_results) if curves else None)
-                    )
+                    finals.append(((name, part), metrics, val_figures, fold_curves(fold_results) if curves else None))
             else:
                 first, owners = [], []
-                for k, name, part in mine:
+                for name, part in mine:
                     if config.selection in ("holdout", "cv_probe"):
                         ((fit, val),) = part.folds
                         groups = test.meta["subject"][part.test] if part.cross_subject else None
@@ -547,18 +546,18 @@ def run_protocol(
                             FinetuneJob(encoders[name], _model_seed(seed, part), index(fit), index(val),
                                         index(part.test), groups, **head(name, part, 0))
                         )  # fmt: skip
-                        owners.append((k, name, part))
+                        owners.append((name, part))
                         continue
-                    folds = fold_models(k, name, part)
+                    folds = fold_models(name, part)
                     first += folds
-                    owners += [(k, name, part)] * len(folds)
+                    owners += [(name, part)] * len(folds)
                 first_results = _train_models(first, train, test, num_classes, config)
                 refits, refit_owners = [], []
-                for k, name, part in mine:
-                    mine_results = [r for (k2, _, p2), r in zip(owners, first_results) if (k2, p2.key) == (k, part.key)]
+                for name, part in mine:
+                    mine_results = [r for (n2, p2), r in zip(owners, first_results) if n2 == name and p2 is part]
                     if config.selection in ("holdout", "cv_probe"):
                         finals.append(
-                            ((k, name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None)
+                            ((name, part), mine_results[0], {}, fold_curves(mine_results) if curves else None)
                         )
                         continue
                     # ``fixed``: the whole budget, its last checkpoint; validated by the fold models there
@@ -568,12 +567,12 @@ def run_protocol(
                         FinetuneJob(encoders[name], _model_seed(seed, part), index(part.fit), empty, index(part.test),
                                     groups, select_at=chosen, **head(name, part, None))
                     )  # fmt: skip
-                    refit_owners.append(((k, name, part), val_figures, fold_curves(mine_results) if curves else None))
+                    refit_owners.append(((name, part), val_figures, fold_curves(mine_results) if curves else None))
                 for (owner, val_figures, folds_seen), metrics in zip(
                     refit_owners, _train_models(refits, train, test, num_classes, config)
                 ):
                     finals.append((owner, metrics, val_figures, folds_seen))
-            for (_, name, part), metrics, val_figures, folds_seen in finals:
+            for (name, part), metrics, val_figures, folds_seen in finals:
                 history = metrics.pop("history", None)
                 if folds_seen is not None:
                     metrics["curves"] = {**folds_seen, "test_bacc": [float(a) for a in history["test_bacc"]]}
