@@ -81,23 +81,19 @@ def write_separable(out: Path) -> Path:
 
 
 def main() -> None:
+    from real_eeg import protocol_options, protocol_spec  # the same protocol syntax as benchmarks/real_eeg.py
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--settings", nargs="+", default=["synthetic", "separable"])
-    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS),
+    p.add_argument("--protocols", nargs="+", type=protocol_spec, default=list(PROTOCOLS),
                    help="recipe/selection[/option=value...]: a recipe's budget above with this selection and "
                         "FinetuneConfig fields changed, e.g. lpft/holdout or lpft/cv/freeze_batchnorm=false")  # fmt: skip
     args = p.parse_args()
-    from real_eeg import protocol_options  # the same protocol syntax as benchmarks/real_eeg.py
-
     budgets = {name.split("/")[0]: config for name, config in PROTOCOLS.items()}  # each recipe's budget
     protocols = {}
     for spec in args.protocols:
-        recipe, _, rest = spec.partition("/")
-        selection = rest.split("/")[0]
-        if recipe not in budgets or selection not in ("cv", "holdout", "cv_probe", "fixed"):
-            p.error(f"--protocols {spec}: must start with lpft/ or reference/, then cv, holdout, cv_probe or fixed "
-                    "(e.g. lpft/holdout)")  # fmt: skip
+        recipe, selection = spec.split("/")[:2]
         protocols[spec] = dataclasses.replace(budgets[recipe], **{"selection": selection, **protocol_options(spec)})
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="finetune_recipes_"))

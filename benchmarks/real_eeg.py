@@ -55,6 +55,7 @@ end of pre-training, and as its LAST line one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -97,6 +98,39 @@ def protocol_options(protocol: str) -> dict:
         except ValueError:
             out[key] = value
     return out
+
+
+SELECTIONS = ("cv", "holdout", "cv_probe", "fixed")
+
+
+def protocol_config(spec: str, **budget: object) -> FinetuneConfig:
+    """``recipe/selection[/field=value...]`` -> its FinetuneConfig (``budget``: fields set by the
+    caller, e.g. ``epochs``; the spec's own fields win). A bad spec raises ValueError naming it, the
+    part at fault and what that part may be."""
+    parts = spec.split("/")
+    if len(parts) < 2 or parts[0] not in ("lpft", "reference") or parts[1] not in SELECTIONS:
+        raise ValueError(
+            f"{spec!r}: must be recipe/selection[/field=value...], the recipe lpft or reference, the selection "
+            f"one of {', '.join(SELECTIONS)} (e.g. lpft/fixed/ema_decay=none)"
+        )
+    fields = sorted(f.name for f in dataclasses.fields(FinetuneConfig))  # lpft/cv/selection=holdout: holdout
+    for part in parts[2:]:
+        key, eq, _ = part.partition("=")
+        if not eq or key not in fields:
+            raise ValueError(f"{spec!r}: {part!r} is not field=value with a FinetuneConfig field ({', '.join(fields)})")
+    try:
+        return FinetuneConfig(**{"recipe": parts[0], "selection": parts[1], **budget, **protocol_options(spec)})
+    except ValueError as err:
+        raise ValueError(f"{spec!r}: {err}") from None
+
+
+def protocol_spec(text: str) -> str:
+    """``--protocols``' argparse type: a bad protocol fails before any data is read."""
+    try:
+        protocol_config(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 METHODS_DIR = ROOT / "experiments" / "methods"
@@ -187,6 +221,14 @@ def print_curves(curves: dict[str, dict[str, list[dict]]]) -> None:
             print(f"    {'chosen':22s} " + " ".join(f"{v:5d}" for v in mean["chosen"]))
 
 
+def method_name(text: str) -> str:
+    """``--methods``' argparse type: a config under experiments/methods/."""
+    if not (METHODS_DIR / f"{text}.yaml").is_file():
+        known = ", ".join(sorted(p.stem for p in METHODS_DIR.glob("*.yaml")))
+        raise argparse.ArgumentTypeError(f"{text!r}: no experiments/methods/{text}.yaml (methods: {known})")
+    return text
+
+
 def method_spec(name: str) -> tuple[type, dict]:
     spec = yaml.safe_load((METHODS_DIR / f"{name}.yaml").read_text())["model"]
     module, _, cls = spec["class_path"].rpartition(".")
@@ -198,12 +240,12 @@ def main() -> None:
     default = os.environ.get("SCMM_EEGMAT_DIR") or str(ROOT.parent / "shared" / "data" / "eegmat")
     p.add_argument("--root", default=default, help="folder of SubjectNN_1.edf / SubjectNN_2.edf (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    p.add_argument("--methods", nargs="+", type=method_name, default=DEFAULT_METHODS)
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--val_subjects", type=int, default=2, help="validation subjects per fold (from the next fold)")
     p.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
     p.add_argument("--finetune_epochs", type=int, default=20, help="reference recipe: fine-tuning epochs")
-    p.add_argument("--protocols", nargs="+", default=["lpft/fixed", "reference/holdout"],
+    p.add_argument("--protocols", nargs="+", type=protocol_spec, default=["lpft/fixed", "reference/holdout"],
                    help="recipe/selection pairs, each run on the same encoders (the first is the main table)")  # fmt: skip
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--l2_grid", nargs="+", type=float, default=list(L2_GRID),
@@ -238,15 +280,11 @@ def main() -> None:
             val_subjects = validation[k]
             pretrain_subjects = [s for s in train_subjects if s not in val_subjects]  # validation stays unseen
             configs = {
-                protocol: FinetuneConfig(
-                    **{
-                        "recipe": protocol.split("/")[0],
-                        "selection": protocol.split("/")[1],
-                        "epochs": args.finetune_epochs,
-                        "batch_size": 128 if protocol.startswith("reference") else 64,
-                        "val_subjects": val_subjects,
-                        **protocol_options(protocol),
-                    }
+                protocol: protocol_config(
+                    protocol,
+                    epochs=args.finetune_epochs,
+                    batch_size=128 if protocol.startswith("reference") else 64,
+                    val_subjects=val_subjects,
                 )
                 for protocol in args.protocols
             }

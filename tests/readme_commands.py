@@ -1,7 +1,7 @@
 """The shell commands the documentation promises: every line of README.md's ``bash`` fences and of
 the ``experiments/*.yaml`` comments that starts (after ``VAR=value`` prefixes) with
-``python -m scmm_lightning``, ``scmm-lightning`` or ``make``. Continuation lines (``\\``) are
-joined, trailing ``# comments`` dropped, ``[optional]`` parts removed."""
+``python -m scmm_lightning``, ``scmm-lightning``, ``make`` or ``python benchmarks/<script>.py``.
+Continuation lines (``\\``) are joined, trailing ``# comments`` dropped, ``[optional]`` parts removed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = (("python", "-m", "scmm_lightning"), ("scmm-lightning",), ("make",))
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 LOOKS_LIKE_COMMAND = re.compile(
-    r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*(?:python -m scmm_lightning|scmm-lightning|make)(?:\s|$)"
+    r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*(?:python -m scmm_lightning|scmm-lightning|make|python benchmarks/\S+\.py)(?:\s|$)"
 )
 
 
@@ -22,8 +22,8 @@ LOOKS_LIKE_COMMAND = re.compile(
 class Command:
     source: str  # "README.md:123"
     env: tuple[tuple[str, str], ...]
-    words: tuple[str, ...]  # program words removed: ("fit", "--config", ...) or ("demo",) for make
-    program: str  # "scmm_lightning" or "make"
+    words: tuple[str, ...]  # program words removed: ("fit", ...), ("demo",) for make, ("benchmarks/x.py", ...)
+    program: str  # "scmm_lightning", "make" or "benchmark"
 
     def __str__(self) -> str:
         return f"{self.source}: {' '.join(self.words)}"
@@ -63,6 +63,8 @@ def parse(line: str, source: str) -> Command | None:
     while words and ENV_ASSIGNMENT.match(words[0]):
         key, value = words.pop(0).split("=", 1)
         env.append((key, value))
+    if len(words) > 1 and words[0] == "python" and words[1].startswith("benchmarks/"):
+        return Command(source, tuple(env), tuple(words[1:]), "benchmark")
     for program in PROGRAMS:
         if tuple(words[: len(program)]) == program:
             name = "make" if program == ("make",) else "scmm_lightning"
@@ -99,7 +101,7 @@ def readme_commands(path: Path = ROOT / "README.md") -> list[Command]:
         span = " ".join(match.group(1).split())
         line_index = max(i for i, o in enumerate(offsets[:-1]) if o <= match.start())
         cmd = parse(span, f"{path.name}:{starts[line_index]}")
-        if cmd is not None and len(cmd.words) > (0 if cmd.program == "make" else 1):
+        if cmd is not None and len(cmd.words) > (1 if cmd.program == "scmm_lightning" else 0):
             commands.append(cmd)
     return commands
 

@@ -6,9 +6,11 @@ breaks a command fails here."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from readme_commands import Command, config_comment_commands, parse, readme_comm
 from scmm_lightning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = readme_commands() + config_comment_commands()
+COMMANDS = readme_commands() + readme_commands(ROOT / "benchmarks" / "HISTORY.md") + config_comment_commands()
 # run to the end (short schedule), keyed by the command's words; everything else is parsed
 SHORT_RUNS = {
     ("fit", "--config", "experiments/synthetic.yaml"): ["--trainer.fast_dev_run", "true"],
@@ -118,32 +120,73 @@ def _run_dirs(out: Path) -> list[str]:
     return ["--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)]
 
 
-def check_make(cmd: Command, data_root: Path) -> None:
+class _Parsed(BaseException):  # not an Exception: no script's `except Exception` may swallow it
+    pass
+
+
+def benchmark_arguments(words: list[str] | tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+    """``python benchmarks/<script>.py ARGS`` run in this process up to its argument parsing and
+    stopped there: the namespace it parsed. What fails there fails here (an AssertionError with
+    argparse's message): a missing script, an option it does not take, a value its ``type`` refuses
+    (real_eeg.py's ``--protocols`` and ``--methods`` check theirs)."""
+    script = ROOT / words[0]
+    assert script.is_file(), f"{words[0]} does not exist"
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
+        raise _Parsed(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+    monkeypatch.setattr(sys, "argv", [str(script), *words[1:]])
+    monkeypatch.setattr(sys, "path", [str(script.parent), *sys.path])  # as `python benchmarks/x.py` has it
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            runpy.run_path(str(script), run_name="__main__")
+    except _Parsed as parsed:
+        return parsed.args[0]
+    except SystemExit:
+        raise AssertionError(f"{' '.join(words)}: {errors.getvalue().strip()[-1500:]}") from None
+    finally:
+        monkeypatch.undo()
+    raise AssertionError(f"{words[0]} returned without parsing its arguments")
+
+
+def check_make(cmd: Command, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = substitute(cmd.words, data_root)
     done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, f"{cmd}: `make -n` failed:\n{done.stderr}"
     for line in done.stdout.splitlines():  # the commands the target would run must parse too
-        inner = parse(line.strip().lstrip("@"), cmd.source)
+        # `$(PYTHON)` may be a path (make test PYTHON=.venv/bin/python passes it down)
+        inner = parse(re.sub(r"^\S*python3?(?=\s)", "python", line.strip().lstrip("@")), cmd.source)
         if inner is not None and inner.program == "scmm_lightning":
             words = [w for w in inner.words if w]
             assert_options_exist(words, f"{cmd} -> {line.strip()}")
             assert_files_exist(words, f"{cmd} -> {line.strip()}")
+        elif inner is not None and inner.program == "benchmark":
+            benchmark_arguments(inner.words, monkeypatch)
 
 
 def test_the_docs_hold_commands_of_every_kind() -> None:
     programs = {(c.program, c.words[0]) for c in COMMANDS}
     for expected in (("scmm_lightning", "fit"), ("scmm_lightning", "prepare"), ("scmm_lightning", "transfer"),
                      ("scmm_lightning", "export"),
-                     ("scmm_lightning", "ablations"), ("make", "demo"), ("make", "reproduce-seed2deap")):  # fmt: skip
+                     ("scmm_lightning", "ablations"), ("make", "demo"), ("make", "reproduce-seed2deap"),
+                     ("benchmark", "benchmarks/real_eeg.py"), ("benchmark", "benchmarks/evaluation.py")):  # fmt: skip
         assert expected in programs
     assert len(SHORT_RUNS) == sum(c.words in SHORT_RUNS for c in {c.words: c for c in COMMANDS}.values())
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=str)
-def test_documented_command(cmd: Command, corpora_env: Path, seed_run: dict, tmp_path: Path) -> None:
+def test_documented_command(
+    cmd: Command, corpora_env: Path, seed_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data_root = corpora_env
     if cmd.program == "make":
-        check_make(cmd, data_root)
+        check_make(cmd, data_root, monkeypatch)
+        return
+    if cmd.program == "benchmark":
+        benchmark_arguments(cmd.words, monkeypatch)
         return
     words = substitute(cmd.words, data_root, seed_run)
     where = str(cmd)
@@ -181,8 +224,9 @@ def test_documented_command(cmd: Command, corpora_env: Path, seed_run: dict, tmp
             assert (ROOT / "experiments" / "methods" / f"{method}.yaml").exists(), f"{where}: no method {method}"
 
 
-def test_a_broken_command_fails_the_check(corpora_env: Path) -> None:
-    """The checks above can fail: a misspelt option, a missing config, an unknown make target."""
+def test_a_broken_command_fails_the_check(corpora_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks above can fail: a misspelt option, a missing config, an unknown make target, a
+    benchmark's misspelt option, protocol or method."""
     code, _ = call(["fit", "--config", "experiments/synthetic.yaml", "--model.init_args.mask_ratioo", "0.6",
                     "--print_config"])  # fmt: skip
     assert code != 0
@@ -191,7 +235,23 @@ def test_a_broken_command_fails_the_check(corpora_env: Path) -> None:
     with pytest.raises(AssertionError, match="not accepted"):
         assert_options_exist(["ablations", "--method", "scmm"], "x")
     with pytest.raises(AssertionError, match="make -n"):
-        check_make(Command("x", (), ("reproduce-seed2dep",), "make"), corpora_env)
+        check_make(Command("x", (), ("reproduce-seed2dep",), "make"), corpora_env, monkeypatch)
+    for words, message in [
+        (["benchmarks/real_eeg.py", "--protocols", "lpft/cv/cv_model=ensembel"], "cv_model='ensembel'"),
+        (["benchmarks/real_eeg.py", "--protocols", "lpft/fixd"], "selection one of"),
+        (["benchmarks/real_eeg.py", "--methods", "scmmm"], "no experiments/methods/scmmm.yaml"),
+        (["benchmarks/finetune_recipes.py", "--protocols", "lpft/cv/stepz=60"], "'stepz=60' is not field=value"),
+        (["benchmarks/evaluation.py", "--workloads", "finetun"], "invalid choice"),
+        (["benchmarks/real_eeg.py", "--methodss", "scmm"], "unrecognized arguments"),
+        (["benchmarks/no_such.py"], "does not exist"),
+    ]:
+        with pytest.raises(AssertionError, match=re.escape(message)):
+            benchmark_arguments(words, monkeypatch)
+    # and a good one parses to what it says
+    args = benchmark_arguments(
+        ["benchmarks/real_eeg.py", "--seeds", "2", "--protocols", "lpft/cv/folds=9"], monkeypatch
+    )
+    assert args.seeds == 2 and args.protocols == ["lpft/cv/folds=9"]
 
 
 def test_the_installed_console_script_runs() -> None:

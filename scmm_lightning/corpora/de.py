@@ -17,6 +17,8 @@ import numpy as np
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
+from ..field_types import check_field_types
+
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "delta": (1.0, 4.0),
     "theta": (4.0, 8.0),
@@ -128,6 +130,7 @@ class RawDEConfig:
     lds_observation_var: float = 1.0
 
     def __post_init__(self) -> None:
+        check_field_types(self, "raw")
         if self.smoothing not in ("none", "moving_average", "lds"):
             raise ValueError(f"smoothing {self.smoothing!r} unknown; choose none, moving_average or lds")
 

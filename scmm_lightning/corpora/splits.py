@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..field_types import check_field_types
+
 
 def trial_split(metadata: dict[str, np.ndarray], first_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per subject and session: trials ranked by id, the first ``first_k`` -> first mask, rest -> second.
@@ -97,6 +99,9 @@ class SplitConfig:
     test_subjects: list[int] | None = None
     train_sessions: list[int] = field(default_factory=lambda: [1, 2])
     test_sessions: list[int] = field(default_factory=lambda: [3])
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "split")
 
     def masks(self, metadata: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "trial":

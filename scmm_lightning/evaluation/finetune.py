@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..field_types import check_field_types
 from ..model import ClassifierHead
 from ..seeding import seeded
 from .metrics import classification_metrics, improves, present_class_balanced_accuracy
@@ -178,22 +179,11 @@ class FinetuneConfig:
     head_l2: Literal["none", "probe"] = "none"
 
     def __post_init__(self) -> None:
-        if (
-            self.ema_decay is not None
-            and self.ema_decay != "auto"
-            and (isinstance(self.ema_decay, str) or not 0.0 <= self.ema_decay < 1.0)
-        ):
+        check_field_types(self, "finetune")  # e.g. recipe="LPFT" ran the reference recipe, silently
+        if self.ema_decay is not None and self.ema_decay != "auto" and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(
                 f"finetune.ema_decay={self.ema_decay!r}: must be 'auto', a number in [0, 1) or null (no averaging)"
             )
-        if self.selection not in ("cv", "holdout", "cv_probe", "fixed"):
-            raise ValueError(f"finetune.selection={self.selection!r}: must be 'cv', 'holdout', 'cv_probe' or 'fixed'")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"finetune.lr_schedule={self.lr_schedule!r}: must be 'constant' or 'cosine'")
-        if self.head_l2 not in ("none", "probe"):
-            raise ValueError(f"finetune.head_l2={self.head_l2!r}: must be 'none' or 'probe'")
-        if self.fold_head_l2 not in ("shared", "other_folds"):
-            raise ValueError(f"finetune.fold_head_l2={self.fold_head_l2!r}: must be 'shared' or 'other_folds'")
 
     def moving_average_decay(self) -> float | None:
         """The decay ``d`` of the weights' moving average, ``None`` for none (``ema_decay``): ``auto``

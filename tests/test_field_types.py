@@ -1,0 +1,91 @@
+"""Settings built in Python (not through the command line, where jsonargparse checks them) refuse a
+value their annotation does not allow, naming the setting: ``FinetuneConfig(recipe="LPFT")`` used to
+run the reference recipe, ``cv_model="ensembel"`` to report the refit and ``engine="Loop"`` to use the
+batched engine, all without a word."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import numpy as np
+import pytest
+
+from scmm_lightning.corpora import SplitConfig
+from scmm_lightning.corpora.de import RawDEConfig
+from scmm_lightning.evaluation import FinetuneConfig
+
+SETTINGS = [(FinetuneConfig, "finetune"), (SplitConfig, "split"), (RawDEConfig, "raw")]
+
+
+def literal_fields(cls: type) -> list[tuple[str, tuple]]:
+    """(field, its string choices) for every field whose annotation is or contains a Literal."""
+    out = []
+    for name, hint in typing.get_type_hints(cls).items():
+        parts = (hint,) if typing.get_origin(hint) is typing.Literal else typing.get_args(hint)
+        choices = [c for p in parts if typing.get_origin(p) is typing.Literal for c in typing.get_args(p)]
+        if choices:
+            out.append((name, tuple(choices)))
+    return out
+
+
+@pytest.mark.parametrize(("cls", "prefix"), SETTINGS, ids=lambda x: getattr(x, "__name__", x))
+def test_the_defaults_fit_and_every_literal_setting_refuses_a_misspelt_choice(cls: type, prefix: str) -> None:
+    cls()  # the defaults are values of their own annotations
+    fields = literal_fields(cls)
+    assert {FinetuneConfig: 8, SplitConfig: 1, RawDEConfig: 0}[cls] == len(fields), fields
+    for name, choices in fields:
+        for choice in choices:
+            if isinstance(choice, str):
+                cls(**{name: choice})  # every listed choice is accepted
+        wrong = str(choices[0]).upper() + "x"
+        with pytest.raises(ValueError, match=rf"^{prefix}\.{name}='{wrong}': expected .*{choices[0]!r}"):
+            cls(**{name: wrong})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"recipe": "LPFT"}, "finetune.recipe='LPFT': expected one of 'lpft', 'reference'"),
+        ({"cv_model": "ensembel"}, "finetune.cv_model='ensembel': expected one of 'refit', 'ensemble'"),
+        ({"engine": "Loop"}, "finetune.engine='Loop': expected one of 'auto', 'batched', 'loop'"),
+        ({"steps": "200"}, "finetune.steps='200': expected int (a value of type str)"),
+        ({"steps": 200.0}, "finetune.steps=200.0: expected int"),
+        ({"freeze_batchnorm": 1}, "finetune.freeze_batchnorm=1: expected bool"),
+        ({"lr": "5e-4"}, "finetune.lr='5e-4': expected float"),
+        ({"val_subjects": [1, "2"]}, "finetune.val_subjects=[1, '2']: expected int or list[int]"),
+        ({"patience": True}, "finetune.patience=True: expected int or None"),
+        ({"ema_decay": "none"}, "finetune.ema_decay='none': expected float or one of 'auto' or None"),
+        ({"ema_decay": 1.0}, "finetune.ema_decay=1.0: must be 'auto', a number in [0, 1)"),
+        ({"betas": (0.9,)}, "finetune.betas=(0.9,): expected tuple[float, float]"),
+    ],
+)
+def test_a_finetune_setting_of_the_wrong_type_is_refused_by_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        FinetuneConfig(**kwargs)
+
+
+def test_split_and_raw_settings_of_the_wrong_type_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^split\.kind='losso': expected one of 'trial', 'loso'"):
+        SplitConfig(kind="losso")
+    with pytest.raises(ValueError, match=r"^split\.test_subjects=3: expected list\[int\] or None"):
+        SplitConfig(kind="leave_subjects_out", test_subjects=3)
+    with pytest.raises(ValueError, match=r"^raw\.bands=\(\(1, 4\), \(4, 8, 9\)\): expected tuple"):
+        RawDEConfig(bands=((1, 4), (4, 8, 9)))
+    with pytest.raises(ValueError, match=r"^raw\.window_seconds='1': expected float"):
+        RawDEConfig(window_seconds="1")
+
+
+def test_values_that_mean_what_the_annotation_says_are_accepted() -> None:
+    """What callers pass in practice: numpy integers (subject ids from np.unique), an int where a
+    float is meant, a list where a tuple is annotated (YAML has no tuples) and the reverse."""
+    subjects = np.unique(np.array([3, 1, 3]))
+    config = FinetuneConfig(val_subjects=list(subjects), lr=1, betas=[0.9, 0.99], patience=np.int64(5), ema_decay=0)
+    assert config.val_subjects == [1, 3] and config.lr == 1
+    FinetuneConfig(val_subjects=np.int64(2), ema_decay=None, class_balanced_loss=np.bool_(True))
+    split = SplitConfig(kind="leave_subjects_out", test_subjects=(1, 2), train_sessions=[np.int32(1)])
+    assert split.test_subjects == (1, 2)
+    RawDEConfig(bands=[[1, 4], [4.0, 8.0]], window_seconds=2)
+    # dataclasses.replace runs the same check
+    with pytest.raises(ValueError, match=r"^finetune\.selection='cv_probes'"):
+        dataclasses.replace(FinetuneConfig(), selection="cv_probes")
