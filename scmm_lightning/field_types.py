@@ -1,10 +1,12 @@
-"""Run-time check of a settings dataclass's fields against their annotations.
+"""Run-time check of settings against their annotations.
 
 The command line never needs it (jsonargparse checks every value against the annotation before it
 builds the object), but Python callers do: ``FinetuneConfig(recipe="LPFT")`` ran the reference
-recipe, ``cv_model="ensembel"`` reported the refit and ``engine="Loop"`` the batched engine, each
-silently, because the code compares strings with ``==``. :func:`check_field_types` turns such a value
-into an error that names the setting, the value and what it may be.
+recipe, ``cv_model="ensembel"`` reported the refit, ``engine="Loop"`` used the batched engine and
+``SCMMPretraining(reconstruction_target="masked")`` reconstructed the masked input (the reference
+implementation's defect), each silently, because the code compares strings with ``==``.
+:func:`check_field_types` (dataclasses) and :func:`check_arguments` (a task's init arguments) turn
+such a value into an error that names the setting, the value and what it may be.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 import numpy as np
@@ -25,6 +28,14 @@ def value_fits(value: Any, hint: Any) -> bool:
     ``bool``, ``int`` (not a bool), ``float`` (an int too), ``str``, ``list[T]`` and ``tuple[...]``
     (a list or a tuple of fitting items). Any other annotation is left to the code that uses it."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _restricted(hint):  # jsonargparse's PositiveFloat, MaskRatio, ...: the base type, then the range
+        if not value_fits(value, int if issubclass(hint, int) else float):
+            return False
+        try:
+            hint(value)
+        except (ValueError, TypeError):
+            return False
+        return True
     if origin is Literal:
         return any(type(value) is type(choice) and value == choice for choice in args)
     if origin in (Union, types.UnionType):
@@ -50,9 +61,15 @@ def value_fits(value: Any, hint: Any) -> bool:
     return True
 
 
+def _restricted(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, (int, float)) and hint not in (int, float, bool)
+
+
 def describe(hint: Any) -> str:
     """An annotation as the error message states it: ``one of 'refit', 'ensemble'``, ``int or None``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _restricted(hint):
+        return f"{hint.__name__} ({hint.__doc__})" if hint.__doc__ else hint.__name__
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
@@ -62,14 +79,35 @@ def describe(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint)) if origin is None else str(hint)
 
 
-def check_field_types(instance: Any, prefix: str) -> None:
-    """Raise ``ValueError`` naming ``{prefix}.{field}``, its value and the annotation for the first
-    field of the dataclass ``instance`` whose value does not fit its annotation."""
-    hints = typing.get_type_hints(type(instance))
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if not value_fits(value, hints[field.name]):
+def check_arguments(values: Mapping[str, Any], hints: Mapping[str, Any], prefix: str, owner: str) -> None:
+    """Raise ``ValueError`` naming ``{prefix}.{name}``, its value and its annotation for the first of
+    ``values`` whose annotation in ``hints`` it does not fit (names without one are not checked)."""
+    for name, value in values.items():
+        if name in hints and not value_fits(value, hints[name]):
             raise ValueError(
-                f"{prefix}.{field.name}={value!r}: expected {describe(hints[field.name])} "
-                f"(a value of type {type(value).__name__}); see the {type(instance).__name__} docstring"
+                f"{prefix}.{name}={value!r}: expected {describe(hints[name])} "
+                f"(a value of type {type(value).__name__}); see the {owner} docstring"
             )
+
+
+def check_field_types(instance: Any, prefix: str) -> None:
+    """:func:`check_arguments` over the fields of the dataclass ``instance``."""
+    values = {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance)}
+    check_arguments(values, typing.get_type_hints(type(instance)), prefix, type(instance).__name__)
+
+
+def init_hints(cls: type, base: type) -> dict[str, Any]:
+    """The annotations of the ``__init__`` arguments of ``cls`` and of its ancestors down to ``base``
+    (a subclass's own annotation wins). A class whose annotations do not resolve (a name imported
+    only for type checkers) adds none: its arguments go unchecked rather than the object unbuilt."""
+    hints: dict[str, Any] = {}
+    for ancestor in reversed(cls.__mro__):
+        init = vars(ancestor).get("__init__")
+        if init is None or not issubclass(ancestor, base):
+            continue
+        try:
+            hints.update(typing.get_type_hints(init))
+        except (NameError, TypeError):
+            continue
+    hints.pop("return", None)
+    return hints

@@ -6,6 +6,7 @@ batched engine, all without a word."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 
 import numpy as np
@@ -89,3 +90,44 @@ def test_values_that_mean_what_the_annotation_says_are_accepted() -> None:
     # dataclasses.replace runs the same check
     with pytest.raises(ValueError, match=r"^finetune\.selection='cv_probes'"):
         dataclasses.replace(FinetuneConfig(), selection="cv_probes")
+
+
+def test_a_task_refuses_an_argument_its_annotation_does_not_allow_by_name() -> None:
+    """The tasks' arguments: ``reconstruction_target="masked"`` reconstructed the masked input (the
+    reference implementation's defect) and ``similarity="cos"`` used dot products, silently; the
+    ranges the CLI enforces (``mask_ratio`` in [0, 1), ``lr`` >= 0, ``temperature`` > 0) now hold in Python too."""
+    from scmm_lightning.tasks import (
+        HardContrastivePretraining,
+        MaskedReconstructionPretraining,
+        NoPretraining,
+        SCMMPretraining,
+    )
+
+    for cls in (SCMMPretraining, HardContrastivePretraining, MaskedReconstructionPretraining, NoPretraining):
+        cls(num_channels=np.int64(32))  # the defaults and a numpy int fit
+    SCMMPretraining(lr=1, betas=[0.9, 0.99])  # an int for a float, a list for a tuple
+    for kwargs, message in [
+        ({"reconstruction_target": "masked"}, "reconstruction_target='masked': expected one of 'original'"),
+        ({"similarity": "cos"}, "similarity='cos': expected one of 'dot', 'cosine'"),
+        ({"mask_ratio": 1.0}, "mask_ratio=1.0: expected MaskRatio ([0, 1))"),
+        ({"lr": -1}, "lr=-1: expected NonNegativeFloat"),
+        ({"temperature": 0}, "temperature=0: expected PositiveFloat"),
+        ({"num_channels": 32.0}, "num_channels=32.0: expected int"),
+        ({"time_radius": -2}, "time_radius=-2: expected NonNegativeInt"),
+    ]:
+        with pytest.raises(ValueError, match=r"^model\.init_args\." + re.escape(message)):
+            SCMMPretraining(**kwargs)
+
+
+def test_a_subclass_whose_annotations_do_not_resolve_still_builds() -> None:
+    """A user's task may annotate with a name imported only for type checkers: its own arguments go
+    unchecked, the inherited ones are still checked."""
+    from scmm_lightning.tasks import MaskedReconstructionPretraining
+
+    class Mine(MaskedReconstructionPretraining):
+        def __init__(self, extra: NotImportedHere = None, **kwargs) -> None:  # noqa: F821
+            super().__init__(**kwargs)
+
+    Mine(extra=object())
+    with pytest.raises(ValueError, match=r"^model\.init_args\.mask_mode='chanel'"):
+        Mine(mask_mode="chanel")

@@ -17,6 +17,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFl
 from torch import Tensor, nn
 
 from .. import __version__
+from ..field_types import check_arguments, init_hints
 from ..model import CNNEncoder, Masking, MaskMode, Projector
 from ..model.pretrained import (
     CONFIG_FILE,
@@ -61,7 +62,8 @@ class PretrainingTask(L.LightningModule):
         num_channels: electrodes C (linked from the datamodule by the CLI).
         num_bands: frequency bands F (linked from the datamodule by the CLI).
         encoder: class taking ``(num_channels, num_bands)`` first, e.g. ``CNNEncoder`` (default).
-        lr: Adam learning rate.
+        lr: Adam learning rate; 0 is allowed: the untrained control of
+            ``benchmarks/untrained_control.py`` (the same run, the weights left at their start).
         betas: Adam betas.
         weight_decay: Adam weight decay (not applied to parameters named in ``no_decay_prefixes``).
         cosine_epochs: cosine annealing period in epochs; ``None`` uses ``trainer.max_epochs``.
@@ -87,7 +89,7 @@ class PretrainingTask(L.LightningModule):
         num_channels: int = 62,
         num_bands: int = 5,
         encoder: EncoderFactory | None = None,
-        lr: PositiveFloat = 5e-4,
+        lr: NonNegativeFloat = 5e-4,
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: NonNegativeFloat = 3e-4,
         cosine_epochs: int | None = None,
@@ -97,6 +99,9 @@ class PretrainingTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder"])
+        # the CLI checked these already; a Python caller's reconstruction_target="masked" ran the
+        # reference's defect (the masked input as target) without a word
+        check_arguments(self.hparams, init_hints(type(self), PretrainingTask), "model.init_args", type(self).__name__)
         self.encoder_factory = encoder
         if pretrained and encoder is not None:
             raise EncoderFolderError(
