@@ -36,6 +36,8 @@ def value_fits(value: Any, hint: Any) -> bool:
         except (ValueError, TypeError):
             return False
         return True
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # e.g. finetune: FinetuneConfig
+        return isinstance(value, hint)
     if origin is Literal:
         return any(type(value) is type(choice) and value == choice for choice in args)
     if origin in (Union, types.UnionType):

@@ -131,3 +131,34 @@ def test_a_subclass_whose_annotations_do_not_resolve_still_builds() -> None:
     Mine(extra=object())
     with pytest.raises(ValueError, match=r"^model\.init_args\.mask_mode='chanel'"):
         Mine(mask_mode="chanel")
+
+
+def test_the_evaluation_callbacks_refuse_an_argument_their_annotation_does_not_allow_by_name() -> None:
+    """``LinearProbe(selection="cv_probe")`` reached FinetuneConfig, which allows it, though the probe
+    offers cv and holdout only; ``CrossCorpusTransfer(finetune={...})`` failed later, elsewhere."""
+    from scmm_lightning.callbacks import CrossCorpusTransfer, LinearProbe
+
+    LinearProbe(l2_grid=[1e-3, 1], val_subjects=[np.int64(1), 2])  # a list for a tuple, numpy ids
+    CrossCorpusTransfer(finetune=FinetuneConfig(steps=5), l2_grid=[0.1, 1], subjects=[1, 2])
+    for build, message in [
+        (lambda: LinearProbe(selection="cv_probe"), "LinearProbe.init_args.selection='cv_probe': expected one of 'cv', 'holdout'"),
+        (lambda: LinearProbe(every_n_epochs=0.5), "LinearProbe.init_args.every_n_epochs=0.5: expected int"),
+        (lambda: CrossCorpusTransfer(finetune={"steps": 5}), "CrossCorpusTransfer.init_args.finetune={'steps': 5}: expected FinetuneConfig or None"),
+        (lambda: CrossCorpusTransfer(subjects=3), "CrossCorpusTransfer.init_args.subjects=3: expected list[int] or None"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            build()
+
+
+def test_a_datamodule_refuses_a_shared_argument_of_the_wrong_type_before_reading_any_file() -> None:
+    """``normalization="z-score"`` used to fail only at setup, after the corpus was read and cached."""
+    from scmm_lightning.datamodules import DeapDataModule, SyntheticEEGDataModule
+
+    DeapDataModule(root="/nonexistent", subjects=list(np.arange(1, 3)), channels=("FP1", "FP2"))  # nothing read yet
+    for build, message in [
+        (lambda: SyntheticEEGDataModule(normalization="z-score"), "data.init_args.normalization='z-score': expected one of 'minmax'"),
+        (lambda: DeapDataModule(root="/nonexistent", subjects=1), "data.init_args.subjects=1: expected list[int] or None"),
+        (lambda: SyntheticEEGDataModule(batch_size="64"), "data.init_args.batch_size='64': expected int"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            build()

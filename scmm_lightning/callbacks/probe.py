@@ -8,6 +8,7 @@ import lightning as L
 
 from ..evaluation import L2_GRID, FinetuneConfig, evaluated_encoders, evaluation_target, probe_summary
 from ..evaluation.transfer import has_evaluation_target
+from ..field_types import check_arguments, init_hints
 
 
 class LinearProbe(L.Callback):
@@ -47,6 +48,8 @@ class LinearProbe(L.Callback):
         selection: Literal["cv", "holdout"] = "cv",
         folds: int = 4,
     ) -> None:
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments(arguments, init_hints(type(self), LinearProbe), "LinearProbe.init_args", "LinearProbe")
         self.every_n_epochs = every_n_epochs
         self.l2_grid = tuple(l2_grid)
         self.balanced = balanced

@@ -7,6 +7,7 @@ import lightning as L
 from ..evaluation import FinetuneConfig, evaluation_target, run_transfer
 from ..evaluation.probe import L2_GRID
 from ..evaluation.transfer import has_evaluation_target
+from ..field_types import check_arguments, init_hints
 
 
 class CrossCorpusTransfer(L.Callback):
@@ -41,6 +42,13 @@ class CrossCorpusTransfer(L.Callback):
         l2_grid: tuple[float, ...] = L2_GRID,
         balanced: bool = False,
     ) -> None:
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments(
+            arguments,
+            init_hints(type(self), CrossCorpusTransfer),
+            "CrossCorpusTransfer.init_args",
+            "CrossCorpusTransfer",
+        )
         self.finetune = finetune or FinetuneConfig()
         self.balanced = balanced
         self.l2_grid = tuple(l2_grid)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..corpora import CorpusError, CorpusInfo, Normalization, SplitConfig, normalize, select_channels
+from ..field_types import check_arguments, init_hints
 from .dataset import WindowDataset, make_loader, training_loader
 
 
@@ -52,6 +53,11 @@ class WindowDataModule(L.LightningDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        # before any file is read: normalization="z-score" used to fail only at setup, after the cache
+        check_arguments(
+            arguments, init_hints(WindowDataModule, WindowDataModule), "data.init_args", type(self).__name__
+        )
         self.subjects = subjects
         self.sessions = sessions
         self.channels = list(channels) if channels else None
