@@ -22,7 +22,12 @@ from readme_commands import Command, config_comment_commands, parse, readme_comm
 from scmm_lightning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = readme_commands() + readme_commands(ROOT / "benchmarks" / "HISTORY.md") + config_comment_commands()
+COMMANDS = [
+    *readme_commands(),
+    *readme_commands(ROOT / "benchmarks" / "REAL_EEG_HISTORY.md"),
+    *readme_commands(ROOT / "benchmarks" / "HISTORY.md"),
+    *config_comment_commands(),
+]
 # run to the end (short schedule), keyed by the command's words; everything else is parsed
 SHORT_RUNS = {
     ("fit", "--config", "experiments/synthetic.yaml"): ["--trainer.fast_dev_run", "true"],

@@ -80,7 +80,7 @@ class FinetuneConfig:
             validation figures are the ``cv`` fold models' mean at that last checkpoint (they train
             the same budget), so a sweep or ``--validation_only`` judges the budget it reports. On
             eegmat (10 seeds) and the synthetic pair (6) it scored higher, with a smaller seed spread
-            and selection gap, than ``cv`` on every CNN row (README "Real EEG"); it cannot stop a
+            and selection gap, than ``cv`` on every CNN row (benchmarks/REAL_EEG_HISTORY.md); it cannot stop a
             model that overfits within the budget (``cv`` can).
             ``cv``: the probe's L2 and the fine-tuning checkpoint are chosen by the mean
             validation balanced accuracy over ``folds`` folds of the fine-tuning rows, grouped by
@@ -100,7 +100,7 @@ class FinetuneConfig:
             (no refit: every fine-tuning row still trains K-1 of the K models). On eegmat with the
             class-balanced loss (``benchmarks/real_eeg.py``, 10 seeds) and on the synthetic pair (6
             seeds) it lifted the CNN rows (by 0.6-2.8 points) and narrowed their selection gaps, but
-            cost eegmat's raw-feature row 0.5 points: README "Real EEG", eighth attempt.
+            cost eegmat's raw-feature row 0.5 points: benchmarks/REAL_EEG_HISTORY.md, eighth attempt.
         steps: ``lpft``: optimizer steps per model.
         eval_every: ``lpft``: steps between checkpoints (checkpoint 0 = the probe itself).
         encoder_lr: ``lpft``: the encoder's Adam learning rate (``lr`` is the head's).
@@ -108,7 +108,7 @@ class FinetuneConfig:
             ``cosine`` runs optimizer step t (0, 1, ..., steps - 1) at both rates times
             ``0.5 (1 + cos(pi t / steps))`` (:meth:`lr_factor`: the full rates at the first step, near 0
             at the last; cosine annealing without restarts), so the late checkpoints move less from one
-            to the next. Measured on eegmat: README "Real EEG".
+            to the next. Measured on eegmat: benchmarks/REAL_EEG_HISTORY.md.
         freeze_batchnorm: ``lpft``: the encoder's BatchNorm on its running statistics (module docstring).
         ema_decay: score and report an exponential moving average of the trained weights instead of
             the weights themselves: after every optimizer step ``a <- d a + (1 - d) w`` for every
@@ -119,7 +119,7 @@ class FinetuneConfig:
             weights; 0.967 at the demo's 60) and no average under ``reference`` (the authors' recipe);
             a number sets ``d`` itself; ``null`` turns it off (the default until session 21). A smoother
             path: what the last checkpoint reports depends less on the last few batches and on how far
-            the budget overshoots. Why it is the default (README "Real EEG"): on eegmat (10 seeds) it is
+            the budget overshoots. Why it is the default (benchmarks/REAL_EEG_HISTORY.md): on eegmat (10 seeds) it is
             the only budget measured that meets issue 21's gap and spread targets on every row (gaps
             0.018 / 0.021 / 0.001 vs 0.043 / 0.043 / 0.005 without it, spreads 0.010 / 0.012 / 0.002),
             and the validation columns rank it above the plain budget on every row; it costs the
@@ -132,7 +132,7 @@ class FinetuneConfig:
             with fine-tuned checkpoints that were not selected; ``other_folds``: fold f's head at the L2
             best on the other K - 1 folds' validation rows (each fold's L2 chosen without its own
             validation rows, as in nested cross-validation). The probe row and the refit's head are the
-            same either way (the L2 chosen on all folds). Measured on eegmat: README "Real EEG".
+            same either way (the L2 chosen on all folds). Measured on eegmat: benchmarks/REAL_EEG_HISTORY.md.
         class_balanced_loss: weight the fine-tuning loss's classes by n / (K * n_class) over the
             model's own fine-tuning rows (``F.cross_entropy(weight=...)``: per batch, the weighted
             mean) -- the objective of a class-balanced probe. ``None`` (default): as the probe, i.e.
@@ -143,14 +143,14 @@ class FinetuneConfig:
             first pulls the head towards the frequent class (on eegmat, 75 % rest, the test accuracy
             went from 0.645 at the probe to 0.75 at every later checkpoint, about the rest share).
             (The validation loss that breaks ties between checkpoints stays the plain mean.)
-            Measured on eegmat: README "Real EEG".
+            Measured on eegmat: benchmarks/REAL_EEG_HISTORY.md.
         head_l2: ``lpft``: ``probe`` adds the probe's own penalty on the head to every batch's
             loss, ``l2 * ||V diag(s)||^2`` for the head's weight ``V`` (the probe's L2 ``l2`` on its
             standardised coordinates, ``s`` their standard deviations: ``Probe.head_penalty``), so
             that fine-tuning starts at a stationary point of its own objective (with the class
             balance of ``class_balanced_loss``); ``none`` (default): the batch loss alone, whose
             gradient at a strongly penalised probe pulls the head towards the unpenalised fit.
-            Adam's ``weight_decay`` applies either way. Measured: README "Real EEG".
+            Adam's ``weight_decay`` applies either way. Measured: benchmarks/REAL_EEG_HISTORY.md.
     """
 
     epochs: int = 50

@@ -258,7 +258,7 @@ def _model_seed(seed: int, part: Part) -> int:
     same batch order, the same fresh head where the shapes agree); on eegmat that did not narrow
     the paired comparisons measurably (README "Rows"). Until session 32 the seed also took the
     method's position in the table, so the same untrained encoder fine-tuned 2 points apart in two
-    tables (README "Real EEG")."""
+    tables (benchmarks/REAL_EEG_HISTORY.md, "Under `lpft/cv`")."""
     return subject_seed(subject_seed(seed, 0, 0), part.key, 1 if part.cross_subject else 0)
 
 
