@@ -113,7 +113,8 @@ def protocol_config(spec: str, **budget: object) -> FinetuneConfig:
             f"{spec!r}: must be recipe/selection[/field=value...], the recipe lpft or reference, the selection "
             f"one of {', '.join(SELECTIONS)} (e.g. lpft/fixed/ema_decay=none)"
         )
-    fields = sorted(f.name for f in dataclasses.fields(FinetuneConfig))  # lpft/cv/selection=holdout: holdout
+    # every field, recipe and selection too: the documented lpft/cv/selection=holdout is lpft/holdout
+    fields = sorted(f.name for f in dataclasses.fields(FinetuneConfig))
     for part in parts[2:]:
         key, eq, _ = part.partition("=")
         if not eq or key not in fields:
