@@ -8,12 +8,15 @@ implementation's defect), each silently, because the code compares strings with 
 :func:`check_field_types` (the settings dataclasses) and :func:`check_arguments` with
 :func:`init_hints` (the init arguments of the tasks, the evaluation callbacks and the datamodules' shared
 ones) turn such a value into an error that names the setting as the CLI does, the value and what it
-may be. Cost: one ``typing.get_type_hints`` per object built (microseconds).
+may be. The annotations are resolved once per class (``functools.cache``, read-only views):
+resolving them each time made building a ``FinetuneConfig`` cost ~320 us; cached, ~45 us with the
+check (this 2-core host, ``timeit``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -96,13 +99,19 @@ def check_arguments(values: Mapping[str, Any], hints: Mapping[str, Any], prefix:
             )
 
 
+@functools.cache
+def _field_hints(cls: type) -> Mapping[str, Any]:
+    return types.MappingProxyType(typing.get_type_hints(cls))
+
+
 def check_field_types(instance: Any, prefix: str) -> None:
     """:func:`check_arguments` over the fields of the dataclass ``instance``."""
     values = {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance)}
-    check_arguments(values, typing.get_type_hints(type(instance)), prefix, type(instance).__name__)
+    check_arguments(values, _field_hints(type(instance)), prefix, type(instance).__name__)
 
 
-def init_hints(cls: type, base: type) -> dict[str, Any]:
+@functools.cache
+def init_hints(cls: type, base: type) -> Mapping[str, Any]:
     """The annotations of the ``__init__`` arguments of ``cls`` and of its ancestors down to ``base``
     (a subclass's own annotation wins). A class whose annotations do not resolve (a name imported
     only for type checkers) adds none: its arguments go unchecked rather than the object unbuilt."""
@@ -116,4 +125,4 @@ def init_hints(cls: type, base: type) -> dict[str, Any]:
         except (NameError, TypeError):
             continue
     hints.pop("return", None)
-    return hints
+    return types.MappingProxyType(hints)
