@@ -90,7 +90,8 @@ def describe(hint: Any) -> str:
 
 def check_arguments(values: Mapping[str, Any], hints: Mapping[str, Any], prefix: str, owner: str) -> None:
     """Raise ``ValueError`` naming ``{prefix}.{name}``, its value and its annotation for the first of
-    ``values`` whose annotation in ``hints`` it does not fit (names without one are not checked)."""
+    ``values`` whose annotation in ``hints`` it does not fit (names without one are not checked, so an
+    ``__init__`` may pass its ``locals()``: ``self`` has none)."""
     for name, value in values.items():
         if name in hints and not value_fits(value, hints[name]):
             raise ValueError(

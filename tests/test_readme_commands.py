@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import re
 import runpy
 import shutil
@@ -129,11 +130,12 @@ class _Parsed(BaseException):  # not an Exception: no script's `except Exception
     pass
 
 
-def benchmark_arguments(words: list[str] | tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+def benchmark_arguments(words: list[str] | tuple[str, ...]) -> argparse.Namespace:
     """``python benchmarks/<script>.py ARGS`` run in this process up to its argument parsing and
     stopped there: the namespace it parsed. What fails there fails here (an AssertionError with
     argparse's message): a missing script, an option it does not take, a value its ``type`` refuses
-    (real_eeg.py's ``--protocols`` and ``--methods`` check theirs)."""
+    (real_eeg.py's ``--protocols`` and ``--methods`` check theirs). Patches its own scope only (the
+    test's ``monkeypatch`` also holds ``corpora_env``'s environment)."""
     script = ROOT / words[0]
     assert script.is_file(), f"{words[0]} does not exist"
     original = argparse.ArgumentParser.parse_args
@@ -141,23 +143,22 @@ def benchmark_arguments(words: list[str] | tuple[str, ...], monkeypatch: pytest.
     def parse_and_stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
         raise _Parsed(original(self, args, namespace))
 
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
-    monkeypatch.setattr(sys, "argv", [str(script), *words[1:]])
-    monkeypatch.setattr(sys, "path", [str(script.parent), *sys.path])  # as `python benchmarks/x.py` has it
     errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            runpy.run_path(str(script), run_name="__main__")
-    except _Parsed as parsed:
-        return parsed.args[0]
-    except SystemExit:
-        raise AssertionError(f"{' '.join(words)}: {errors.getvalue().strip()[-1500:]}") from None
-    finally:
-        monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+        patch.setattr(sys, "argv", [str(script), *words[1:]])
+        patch.setattr(sys, "path", [str(script.parent), *sys.path])  # as `python benchmarks/x.py` has it
+        try:
+            with contextlib.redirect_stderr(errors):
+                runpy.run_path(str(script), run_name="__main__")
+        except _Parsed as parsed:
+            return parsed.args[0]
+        except SystemExit:
+            raise AssertionError(f"{' '.join(words)}: {errors.getvalue().strip()[-1500:]}") from None
     raise AssertionError(f"{words[0]} returned without parsing its arguments")
 
 
-def check_make(cmd: Command, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def check_make(cmd: Command, data_root: Path) -> None:
     args = substitute(cmd.words, data_root)
     done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, f"{cmd}: `make -n` failed:\n{done.stderr}"
@@ -169,7 +170,7 @@ def check_make(cmd: Command, data_root: Path, monkeypatch: pytest.MonkeyPatch) -
             assert_options_exist(words, f"{cmd} -> {line.strip()}")
             assert_files_exist(words, f"{cmd} -> {line.strip()}")
         elif inner is not None and inner.program == "benchmark":
-            benchmark_arguments(inner.words, monkeypatch)
+            benchmark_arguments(inner.words)
 
 
 def test_the_docs_hold_commands_of_every_kind() -> None:
@@ -183,15 +184,13 @@ def test_the_docs_hold_commands_of_every_kind() -> None:
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=str)
-def test_documented_command(
-    cmd: Command, corpora_env: Path, seed_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_documented_command(cmd: Command, corpora_env: Path, seed_run: dict, tmp_path: Path) -> None:
     data_root = corpora_env
     if cmd.program == "make":
-        check_make(cmd, data_root, monkeypatch)
+        check_make(cmd, data_root)
         return
     if cmd.program == "benchmark":
-        benchmark_arguments(cmd.words, monkeypatch)
+        benchmark_arguments(cmd.words)
         return
     words = substitute(cmd.words, data_root, seed_run)
     where = str(cmd)
@@ -229,7 +228,7 @@ def test_documented_command(
             assert (ROOT / "experiments" / "methods" / f"{method}.yaml").exists(), f"{where}: no method {method}"
 
 
-def test_a_broken_command_fails_the_check(corpora_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_command_fails_the_check(corpora_env: Path) -> None:
     """The checks above can fail: a misspelt option, a missing config, an unknown make target, a
     benchmark's misspelt option, protocol or method."""
     code, _ = call(["fit", "--config", "experiments/synthetic.yaml", "--model.init_args.mask_ratioo", "0.6",
@@ -240,7 +239,7 @@ def test_a_broken_command_fails_the_check(corpora_env: Path, monkeypatch: pytest
     with pytest.raises(AssertionError, match="not accepted"):
         assert_options_exist(["ablations", "--method", "scmm"], "x")
     with pytest.raises(AssertionError, match="make -n"):
-        check_make(Command("x", (), ("reproduce-seed2dep",), "make"), corpora_env, monkeypatch)
+        check_make(Command("x", (), ("reproduce-seed2dep",), "make"), corpora_env)
     for words, message in [
         (["benchmarks/real_eeg.py", "--protocols", "lpft/cv/cv_model=ensembel"], "cv_model='ensembel'"),
         (["benchmarks/real_eeg.py", "--protocols", "lpft/fixd"], "selection one of"),
@@ -251,12 +250,11 @@ def test_a_broken_command_fails_the_check(corpora_env: Path, monkeypatch: pytest
         (["benchmarks/no_such.py"], "does not exist"),
     ]:
         with pytest.raises(AssertionError, match=re.escape(message)):
-            benchmark_arguments(words, monkeypatch)
+            benchmark_arguments(words)
     # and a good one parses to what it says
-    args = benchmark_arguments(
-        ["benchmarks/real_eeg.py", "--seeds", "2", "--protocols", "lpft/cv/folds=9"], monkeypatch
-    )
+    args = benchmark_arguments(["benchmarks/real_eeg.py", "--seeds", "2", "--protocols", "lpft/cv/folds=9"])
     assert args.seeds == 2 and args.protocols == ["lpft/cv/folds=9"]
+    assert os.environ["SCMM_DATA_ROOT"] == str(corpora_env)  # the fixture's environment outlives the parses
 
 
 def test_the_installed_console_script_runs() -> None:

@@ -48,8 +48,7 @@ class LinearProbe(L.Callback):
         selection: Literal["cv", "holdout"] = "cv",
         folds: int = 4,
     ) -> None:
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        check_arguments(arguments, init_hints(type(self), LinearProbe), "LinearProbe.init_args", "LinearProbe")
+        check_arguments(locals(), init_hints(type(self), LinearProbe), "LinearProbe.init_args", "LinearProbe")
         self.every_n_epochs = every_n_epochs
         self.l2_grid = tuple(l2_grid)
         self.balanced = balanced

@@ -42,9 +42,8 @@ class CrossCorpusTransfer(L.Callback):
         l2_grid: tuple[float, ...] = L2_GRID,
         balanced: bool = False,
     ) -> None:
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         check_arguments(
-            arguments,
+            locals(),
             init_hints(type(self), CrossCorpusTransfer),
             "CrossCorpusTransfer.init_args",
             "CrossCorpusTransfer",

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import signal
@@ -124,15 +125,13 @@ class RawDEConfig:
     window_seconds: float = 1.0
     bands: tuple[tuple[float, float], ...] = tuple(DEFAULT_BANDS.values())
     filter_order: int = 4
-    smoothing: str = "none"
+    smoothing: Literal["none", "moving_average", "lds"] = "none"
     moving_average_size: int = 5
     lds_process_var: float = 0.01
     lds_observation_var: float = 1.0
 
     def __post_init__(self) -> None:
         check_field_types(self, "raw")
-        if self.smoothing not in ("none", "moving_average", "lds"):
-            raise ValueError(f"smoothing {self.smoothing!r} unknown; choose none, moving_average or lds")
 
     def smooth(self, features: np.ndarray) -> np.ndarray:
         """Smooth (W, C, F) over windows of one trial."""

@@ -53,11 +53,8 @@ class WindowDataModule(L.LightningDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         # before any file is read: normalization="z-score" used to fail only at setup, after the cache
-        check_arguments(
-            arguments, init_hints(WindowDataModule, WindowDataModule), "data.init_args", type(self).__name__
-        )
+        check_arguments(locals(), init_hints(WindowDataModule, WindowDataModule), "data.init_args", type(self).__name__)
         self.subjects = subjects
         self.sessions = sessions
         self.channels = list(channels) if channels else None
