@@ -12,7 +12,6 @@ after preparing. Last line: JSON.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import multiprocessing
@@ -24,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora import DeapReader
 from scmm_lightning.corpora.cache import build_cache, load_cache
 
@@ -45,7 +45,7 @@ def prepare(root: str, cache_dir: str) -> tuple[str, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = StrictArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

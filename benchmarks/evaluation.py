@@ -64,7 +64,6 @@ host's float32 matrix product rate (``host_matmul_gflops``), which the fine-tuni
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -80,6 +79,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.datamodules import WindowDataset
 from scmm_lightning.distributed import exit_spawned_rank
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
@@ -298,7 +298,7 @@ def mismatches(a: dict, b: dict, keys: Sequence[str]) -> list[str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--subjects", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--full_epochs", type=int, default=500)

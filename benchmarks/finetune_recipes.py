@@ -28,7 +28,6 @@ seconds; last line JSON.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -40,6 +39,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora import SplitConfig
 from scmm_lightning.datamodules import CrossCorpusDataModule, DeapDataModule, SyntheticEEGDataModule
 from scmm_lightning.evaluation import FinetuneConfig, evaluated_encoders, run_protocol
@@ -83,7 +83,7 @@ def write_separable(out: Path) -> Path:
 def main() -> None:
     from real_eeg import protocol_options, protocol_spec  # the same protocol syntax as benchmarks/real_eeg.py
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--settings", nargs="+", default=["synthetic", "separable"])
     p.add_argument("--protocols", nargs="+", type=protocol_spec, default=list(PROTOCOLS),

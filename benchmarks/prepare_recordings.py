@@ -10,7 +10,6 @@ reports the preparation with ``--resample 200``. Last line: JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora.cache import load_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def prepare(eegmat: Path, table: Path, cache: Path, *extra: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = StrictArgumentParser(description=__doc__)
     default = os.environ.get("SCMM_EEGMAT_DIR") or str(ROOT.parent / "shared" / "data" / "eegmat")
     parser.add_argument("--eegmat", default=default, help="folder of SubjectNN_M.edf (default: %(default)s)")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.tasks import SCMMPretraining
 
 
@@ -147,7 +148,7 @@ def run_devices(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = StrictArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--channels", type=int, default=62)
     parser.add_argument("--bands", type=int, default=5)

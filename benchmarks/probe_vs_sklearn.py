@@ -14,7 +14,6 @@ points of scikit-learn's. Needs scikit-learn (the dev extra). Last line JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora import SplitConfig, subject_folds
 from scmm_lightning.datamodules import RecordingsDataModule
 from scmm_lightning.evaluation import FinetuneConfig, FlattenFeatures, run_protocol
@@ -39,7 +39,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of scripts, not an installed package
     from benchmarks.real_eeg import MONTAGE, write_table
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     default = os.environ.get("SCMM_EEGMAT_DIR") or str(ROOT.parent / "shared" / "data" / "eegmat")
     p.add_argument("--root", default=default)
     p.add_argument("--folds", type=int, default=4)

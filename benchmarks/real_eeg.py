@@ -69,6 +69,7 @@ import numpy as np
 import yaml
 
 from scmm_lightning.callbacks import RepresentationDiagnostics
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora import SplitConfig, rotating_validation, subject_folds
 from scmm_lightning.datamodules import RecordingsDataModule
 from scmm_lightning.evaluation import (
@@ -237,7 +238,7 @@ def method_spec(name: str) -> tuple[type, dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     default = os.environ.get("SCMM_EEGMAT_DIR") or str(ROOT.parent / "shared" / "data" / "eegmat")
     p.add_argument("--root", default=default, help="folder of SubjectNN_1.edf / SubjectNN_2.edf (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=3)

@@ -33,7 +33,6 @@ Last line: JSON.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -46,6 +45,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from scmm_lightning.cli.options import StrictArgumentParser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,7 +202,7 @@ def rehearse(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--subjects", type=int, default=15)
     p.add_argument("--signal", type=float, default=0.2, help="the planted class effect (planted_effects)")
     p.add_argument("--trial_effect", type=float, default=1.0, help="the trials' planted offsets (planted_effects)")

@@ -12,13 +12,13 @@ target. Prints mean target balanced accuracy per seed; last line JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 
 import lightning as L
 import numpy as np
 
+from scmm_lightning.cli.options import StrictArgumentParser
 from scmm_lightning.corpora import DEAP_32, SplitConfig
 from scmm_lightning.datamodules import CrossCorpusDataModule, SyntheticEEGDataModule
 from scmm_lightning.evaluation import FinetuneConfig, random_encoder, run_protocol
@@ -52,7 +52,7 @@ def scores(encoders: dict, tgt: SyntheticEEGDataModule, seed: int) -> dict[str, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=10)
     args = p.parse_args()

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .options import StrictArgumentParser
 from .reproduce import fit_args, required_folders
 
 METHODS_DIR = Path("experiments/methods")
@@ -26,7 +27,7 @@ DEFAULT_METHODS = ["scmm", *sorted(p.stem for p in METHODS_DIR.glob("*.yaml") if
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--setting", type=Path, default=Path("experiments/ablations_synthetic.yaml"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)

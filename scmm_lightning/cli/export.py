@@ -10,7 +10,6 @@ encoder's arguments and the data's input description); imports no Lightning.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from ..model.pretrained import (
     write_encoder_folder,
 )
 from .checkpoint_file import load_checkpoint
+from .options import StrictArgumentParser
 
 LICENCE_NOTE = (
     "These weights were computed from {corpus}. SEED and SEED-IV (BCMI laboratory, Shanghai Jiao Tong "
@@ -206,7 +206,7 @@ def export(ckpt: Path, out: Path, overwrite: bool = False) -> Path:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = StrictArgumentParser(
         prog="python -m scmm_lightning export",
         description=f"Export a fit's encoder as a folder: {WEIGHTS_FILE} (safetensors, no pickle), {CONFIG_FILE} "
         "(architecture, electrodes, bands, window, normalisation and statistics, pre-training settings) and a "

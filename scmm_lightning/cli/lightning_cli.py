@@ -14,6 +14,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from .checkpoint_file import load_checkpoint
+from .options import unknown_option_hint
 
 
 class _NotActionable(logging.Filter):
@@ -61,12 +62,16 @@ def short_error(message: str) -> str:
 
 class ShortErrorParser(LightningArgumentParser):
     """Bad options end in one short message naming the option and the allowed values, not a usage
-    screen and a nested report."""
+    screen and a nested report. Options are written in full: no prefixes (``cli/options.py`` says
+    why), and an unknown option is answered with the ones it may have meant."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):  # noqa: ANN201
-        print(
-            f"error: {short_error(message)}\n(python -m scmm_lightning fit --help lists every option)", file=sys.stderr
-        )
+        message = unknown_option_hint(short_error(message), self._option_string_actions)
+        print(f"error: {message}\n(python -m scmm_lightning fit --help lists every option)", file=sys.stderr)
         raise SystemExit(2)
 
 

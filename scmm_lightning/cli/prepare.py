@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from jsonargparse import ArgumentParser
 
 from ..corpora import READERS, CorpusError, build_cache, cache_path, default_cache_dir, load_cache
+from .options import unknown_option_hint
 
 
 def parser(corpus: str | None) -> ArgumentParser:
@@ -24,6 +25,7 @@ def parser(corpus: str | None) -> ArgumentParser:
         description="Read a corpus from its official layout (or your recordings and their table), extract DE "
         "features and cache them (HDF5). `--corpus NAME --help` lists that reader's options.",
         exit_on_error=False,
+        allow_abbrev=False,  # options written in full (cli/options.py says why)
     )
     p.add_argument("--corpus", required=True, choices=sorted(READERS), help="which reader")
     p.add_argument(
@@ -49,7 +51,7 @@ def reader_flags(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--corpus")
     corpus = pre.parse_known_args(argv)[0].corpus
     p = parser(corpus)
@@ -72,7 +74,10 @@ def main(argv: Sequence[str]) -> int:
     except Exception as err:  # jsonargparse's parse errors
         if type(err).__name__ != "ArgumentError":
             raise
-        print(f"error: {err}", file=sys.stderr)
+        # reader options are written without their group prefix (reader_flags): name them that way
+        as_written = str(err).replace("--reader.", "--")
+        options = [o.replace("--reader.", "--") for o in p._option_string_actions]
+        print(f"error: {unknown_option_hint(as_written, options)}", file=sys.stderr)
         return 2
     print(table.summary())
     print(f"channels:  {' '.join(table.channel_names)}")

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .options import StrictArgumentParser
+
 FOLDERS = {"SeedDataModule": "SEED", "SeedIVDataModule": "SEED_IV", "DeapDataModule": "DEAP"}
 
 
@@ -38,7 +40,7 @@ def fit_args(configs: list[Path], seed: int, run_dir: Path, extra: list[str]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StrictArgumentParser(description=__doc__)
     p.add_argument("--data_root", default=os.environ.get("SCMM_DATA_ROOT", ""))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--configs", type=Path, nargs="+", required=True)

@@ -1,0 +1,132 @@
+"""Options are written in full: no entry point completes a prefix (``real_eeg.py --seed 5`` had run
+five seeds), and the refusal names the option meant (``scmm_lightning/cli/options.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from scmm_lightning.cli import main
+from scmm_lightning.cli.options import unknown_option_hint
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if "ArgumentParser" in p.read_text())
+CLI_MODULES = ("export", "reproduce", "ablations")
+
+
+class _Built(BaseException):  # not an Exception: no script's `except Exception` may swallow it
+    pass
+
+
+def built_parser(run) -> argparse.ArgumentParser:  # noqa: ANN001
+    """The parser ``run()`` builds, caught at its ``parse_args`` (nothing after it runs)."""
+
+    def stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
+        raise _Built(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", stop)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                run()
+        except _Built as built:
+            return built.args[0]
+    raise AssertionError("no parser was built")
+
+
+def run_script(script: Path):  # noqa: ANN201
+    def run() -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", [str(script)])
+            patch.setattr(sys, "path", [str(script.parent), *sys.path])
+            runpy.run_path(str(script), run_name="__main__")
+
+    return run
+
+
+def refusals(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """For every long option whose name minus its last letter is not an option too: that prefix, and
+    the error message the parser gives for it (required options given, so the prefix is the only fault)."""
+    required = []
+    for action in parser._actions:
+        if action.required and action.option_strings:
+            required += [action.option_strings[0], "1"]
+    out = []
+    for option in sorted(parser._option_string_actions):
+        prefix = option[:-1]
+        if not option.startswith("--") or len(prefix) < 3 or prefix in parser._option_string_actions:
+            continue
+        _, extras = parser.parse_known_args([*required, f"{prefix}=1"])
+        assert extras == [f"{prefix}=1"], f"{parser.prog}: {prefix} was taken as {option}"
+        message = io.StringIO()
+        with contextlib.redirect_stderr(message), pytest.raises(SystemExit):
+            parser.parse_args([*required, f"{prefix}=1"])
+        out.append((option, message.getvalue()))
+    return out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_no_benchmark_script_completes_an_abbreviated_option(script: Path) -> None:
+    found = refusals(built_parser(run_script(script)))
+    assert found, f"{script.name}: no long option checked"
+    for option, message in found:
+        assert f"did you mean {option}" in message or f"or {option}" in message, message
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_no_subcommand_completes_an_abbreviated_option(module: str) -> None:
+    found = refusals(built_parser(lambda: main([module])))
+    assert found
+    for option, message in found:
+        assert option in message and "not abbreviated" in message, message
+
+
+def _call(args: list[str]) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        try:
+            main(args)
+        except SystemExit as stop:
+            return (stop.code if isinstance(stop.code, int) else 1), buffer.getvalue()
+    return 0, buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        (["--trainer.max_epoch", "1"], "--trainer.max_epochs"),  # LightningArgumentParser took it as max_epochs
+        (["--seed", "3"], "--seed_everything"),
+        (["--trainer.max_epohcs", "1"], "--trainer.max_epochs"),  # a misspelling: the closest names
+    ],
+)
+def test_lightning_cli_refuses_a_prefix_and_names_the_option(given: list[str], meant: str) -> None:
+    config = str(ROOT / "experiments" / "synthetic.yaml")
+    code, text = _call(["fit", "--config", config, *given, "--print_config"])
+    assert code == 2 and f"did you mean {meant}" in text, text
+    assert "Traceback" not in text
+    code, text = _call(["fit", "--config", config, meant, given[1], "--print_config"])
+    assert code == 0, text
+
+
+def test_prepare_names_a_reader_option_as_the_user_writes_it(tmp_path: Path) -> None:
+    code, text = _call(["prepare", "--corpus", "seed", "--roo", str(tmp_path)])
+    assert code == 2 and "--roo: did you mean --root?" in text, text
+    assert "--reader." not in text
+
+
+def test_the_hint_names_prefixes_then_close_spellings_and_leaves_other_errors() -> None:
+    options = ["--seeds", "--seed_list", "--alpha", "--beta", "-h", "--help"]
+    msg = "unrecognized arguments: --seed=2 --alpah 3 positional --xyz"
+    hint = unknown_option_hint(msg, options)
+    assert hint.startswith(msg)
+    assert "--seed: did you mean --seed_list or --seeds? (options are written in full, not abbreviated)" in hint
+    assert "--alpah: did you mean --alpha?" in hint and "--alpah: did you mean --alpha? (" not in hint
+    assert "--xyz" not in hint[len(msg) :] and "positional" not in hint[len(msg) :]
+    other = "argument --seeds: invalid int value: 'x'"
+    assert unknown_option_hint(other, options) == other
