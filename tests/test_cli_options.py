@@ -130,3 +130,28 @@ def test_the_hint_names_prefixes_then_close_spellings_and_leaves_other_errors() 
     assert "--xyz" not in hint[len(msg) :] and "positional" not in hint[len(msg) :]
     other = "argument --seeds: invalid int value: 'x'"
     assert unknown_option_hint(other, options) == other
+
+
+@pytest.mark.parametrize(
+    ("given", "owner", "takes"),
+    [
+        ("--model.temperatur", "--model", "--model.temperature"),
+        ("--model.init_args.temperatur", "--model", "--model.temperature"),
+        ("--data.init_args.target.init_args.batch_siz", "--data.init_args.target", "--target.batch_size"),
+    ],
+)
+def test_an_unknown_argument_of_a_chosen_class_is_named_as_given(given: str, owner: str, takes: str) -> None:
+    """jsonargparse says only "Option 'temperatur' is not accepted"; the error names the option as
+    written and a command listing the class's arguments, and that command works."""
+    config = str(ROOT / "experiments" / "synthetic.yaml")
+    code, text = _call(["fit", "--config", config, given, "1"])
+    assert code == 2, text
+    assert f"error: option {given}: the class chosen for {owner[2:]} takes no argument" in text, text
+    assert f"{owner}.help CLASS_PATH" in text
+    target = (
+        "scmm_lightning.datamodules.SyntheticEEGDataModule"
+        if "data" in owner
+        else "scmm_lightning.tasks.SCMMPretraining"
+    )
+    code, text = _call(["fit", "--config", config, f"{owner}.help", target])
+    assert code == 0 and takes in text, text[-800:]

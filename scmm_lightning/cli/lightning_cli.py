@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -38,12 +39,20 @@ def quiet_third_party_noise() -> None:
 
 
 _NESTED_KEY = re.compile(r'Parser key "([^"]+)"')
+_NOT_ACCEPTED = re.compile(r"Option '(\w+)' is not accepted")
 _RANGE = re.compile(r"Not of type \w+: (\S+) does not conform to restriction (.+)")
 
 
-def short_error(message: str) -> str:
-    """jsonargparse's nested report of a bad option, shortened to the option's full path, the value
-    and what is allowed (the full report stays below for anything it does not recognise)."""
+def _given(command_line: Sequence[str], name: str) -> list[str]:
+    """The options of the command line whose last part is ``name``, as written (``--model.x``)."""
+    options = [a.split("=")[0] for a in command_line if a.startswith("--")]
+    return [o for o in options if o.endswith(f".{name}")]
+
+
+def short_error(message: str, command_line: Sequence[str] = ()) -> str:
+    """jsonargparse's nested report of a bad option, shortened to the option's full path as given
+    on ``command_line``, the value and what is allowed (the full report stays below for anything it
+    does not recognise)."""
     key = None
     for line in message.splitlines():
         m = _NESTED_KEY.search(line)
@@ -51,12 +60,18 @@ def short_error(message: str) -> str:
             key = m.group(1)
         r = _RANGE.search(line)
         if r and key:
-            # the full path as the user wrote it on the command line, when it was written there
-            given = [
-                a[2:].split("=")[0] for a in sys.argv if a.startswith("--") and a.split("=")[0].endswith(f".{key}")
-            ]
-            path = given[0] if given else key
+            given = _given(command_line, key)
+            path = given[0][2:] if given else key
             return f"option {path}: {r.group(1)} is out of range; allowed: {r.group(2).replace('v', 'value')}"
+    m = _NOT_ACCEPTED.search(message)
+    given = _given(command_line, m.group(1)) if m else []
+    if given:  # jsonargparse names an unknown argument of a chosen class without its path
+        owner = given[0][: -len(m.group(1)) - 1].removesuffix(".init_args")
+        subcommand = command_line[0] if command_line and not command_line[0].startswith("-") else "fit"
+        return (
+            f"option {given[0]}: the class chosen for {owner[2:]} takes no argument {m.group(1)!r} "
+            f"(python -m scmm_lightning {subcommand} [--config ...] {owner}.help CLASS_PATH lists the ones it takes)"
+        )
     return message
 
 
@@ -65,12 +80,14 @@ class ShortErrorParser(LightningArgumentParser):
     screen and a nested report. Options are written in full: no prefixes (``cli/options.py`` says
     why), and an unknown option is answered with the ones it may have meant."""
 
+    command_line: tuple[str, ...] = ()  # what was parsed (set by SCMMLightningCLI): errors name options as given
+
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):  # noqa: ANN201
-        message = unknown_option_hint(short_error(message), self._option_string_actions)
+        message = unknown_option_hint(short_error(message, self.command_line), self._option_string_actions)
         print(f"error: {message}\n(python -m scmm_lightning fit --help lists every option)", file=sys.stderr)
         raise SystemExit(2)
 
@@ -100,6 +117,7 @@ class SCMMLightningCLI(LightningCLI):
         self.raw_args = (
             [str(a) for a in (sys.argv[1:] if given is None else given)] if not isinstance(given, dict) else []
         )
+        ShortErrorParser.command_line = tuple(self.raw_args)
         self.subcommands_on = kwargs.get("run", True)
         super().__init__(*args, **kwargs)
 
