@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,44 @@ def test_a_datamodule_refuses_a_shared_argument_of_the_wrong_type_before_reading
     ]:  # fmt: skip
         with pytest.raises(ValueError, match="^" + re.escape(message)):
             build()
+
+
+def test_each_leaf_datamodule_refuses_its_own_argument_of_the_wrong_type_before_reading_any_file(
+    tmp_path: Path,
+) -> None:
+    """A leaf's own arguments (source, label_dimension, num_classes, ...) were checked only when its
+    reader was built at setup, or deep in the synthetic generator; now at construction, as the
+    shared ones. Every leaf, with a wrong value of a kind its annotation names; then values that fit."""
+    from scmm_lightning.datamodules import (
+        BidsDataModule,
+        DeapDataModule,
+        MultiSourceDataModule,
+        RecordingsDataModule,
+        SeedDataModule,
+        SeedIVDataModule,
+        SyntheticEEGDataModule,
+    )
+
+    missing = str(tmp_path / "nonexistent")
+    for build, message in [
+        (lambda: SeedDataModule(root=missing, source="Raw"), "data.init_args.source='Raw': expected one of 'features', 'raw'"),
+        (lambda: SeedIVDataModule(root=missing, feature_key=3), "data.init_args.feature_key=3: expected str"),
+        (lambda: DeapDataModule(root=missing, label_dimension="Valence"), "data.init_args.label_dimension='Valence': expected one of 'valence'"),
+        (lambda: DeapDataModule(root=missing, baseline="subtracted"), "data.init_args.baseline='subtracted': expected one of 'none', 'subtract'"),
+        (lambda: DeapDataModule(root=missing, threshold="5"), "data.init_args.threshold='5': expected float"),
+        (lambda: SyntheticEEGDataModule(num_classes=2.5), "data.init_args.num_classes=2.5: expected int"),
+        (lambda: RecordingsDataModule(root=missing, resample="fast"), "data.init_args.resample='fast': expected float or None"),
+        (lambda: RecordingsDataModule(root=missing, montage="Fz"), "data.init_args.montage='Fz': expected list[str] or None"),
+        (lambda: BidsDataModule(root=missing, bids_subjects=[1, 2]), "data.init_args.bids_subjects=[1, 2]: expected list[str] or None"),
+        (lambda: MultiSourceDataModule([SyntheticEEGDataModule(), SyntheticEEGDataModule(seed=1)], subject_stride=1e3), "data.init_args.subject_stride=1000.0: expected int"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            build()
+    assert not Path(missing).exists()
+    # values that mean what the annotations say (numpy ints, an int for a float, a tuple for a list, a Path root)
+    SeedDataModule(root=Path(missing), source="raw")
+    DeapDataModule(root=missing, label_dimension="arousal", threshold=5)
+    SyntheticEEGDataModule(num_classes=np.int64(2), class_strength=1)
+    RecordingsDataModule(root=missing, montage=("Fz", "Cz"), resample=256)
+    BidsDataModule(root=missing, task="rest", bids_subjects=["01"])
+    MultiSourceDataModule([SyntheticEEGDataModule(), SyntheticEEGDataModule(seed=1)], subject_stride=np.int32(500))

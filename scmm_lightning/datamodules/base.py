@@ -68,6 +68,13 @@ class WindowDataModule(L.LightningDataModule):
         self.test_set: WindowDataset | None = None
         self.normalization_statistics: tuple[np.ndarray, np.ndarray] | None = None
 
+    def check_own_arguments(self, given: dict[str, Any], leaf: type) -> None:
+        """A leaf's own arguments (its ``locals()`` at the top of its ``__init__``) checked against the
+        annotations of ``leaf``'s ``__init__``, as the shared ones are above: before any file is read
+        (``SeedDataModule(source="Raw")`` failed only at setup, when the reader was built, and
+        ``SyntheticEEGDataModule(num_classes=2.5)`` deep in the generator)."""
+        check_arguments(given, init_hints(leaf, leaf), "data.init_args", type(self).__name__)
+
     # -- the corpus contract: known before setup, so the CLI can link them into the model ----------
     @property
     def info(self) -> CorpusInfo:

@@ -116,6 +116,7 @@ class SeedDataModule(EEGCorpusDataModule):
         raw: RawDEConfig | None = None,
         **kwargs,
     ) -> None:
+        self.check_own_arguments(locals(), SeedDataModule)
         super().__init__(**kwargs)
         self.source, self.feature_key, self.raw = source, feature_key, raw or RawDEConfig()
 
@@ -178,6 +179,7 @@ class DeapDataModule(EEGCorpusDataModule):
         raw: RawDEConfig | None = None,
         **kwargs,
     ) -> None:
+        self.check_own_arguments(locals(), DeapDataModule)
         super().__init__(**kwargs)
         self.label_dimension, self.threshold, self.baseline = label_dimension, threshold, baseline
         self.raw = raw or RawDEConfig()
@@ -262,6 +264,7 @@ class RecordingsDataModule(FileMontageDataModule):
         **kwargs,
     ) -> None:
         given = dict(locals())
+        self.check_own_arguments(given, RecordingsDataModule)
         super().__init__(**kwargs)
         self.keep_reader_args(given)
 
@@ -309,6 +312,7 @@ class BidsDataModule(FileMontageDataModule):
         **kwargs,
     ) -> None:
         given = dict(locals())
+        self.check_own_arguments(given, BidsDataModule)
         super().__init__(**kwargs)
         self.keep_reader_args(given)
 

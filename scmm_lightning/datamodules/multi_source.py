@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..corpora import canonical
+from ..field_types import check_arguments, init_hints
 from .base import WindowDataModule
 from .dataset import WindowDataset, training_loader
 
@@ -43,6 +44,12 @@ class MultiSourceDataModule(L.LightningDataModule):
         subject_stride: int = 1000,
     ) -> None:
         super().__init__()
+        check_arguments(
+            locals(),
+            init_hints(MultiSourceDataModule, MultiSourceDataModule),
+            "data.init_args",
+            "MultiSourceDataModule",
+        )
         if len(sources) < 2:
             raise ValueError(
                 f"data.sources: give two or more datamodules (got {len(sources)}); for one, use it directly"

@@ -48,6 +48,7 @@ class SyntheticEEGDataModule(WindowDataModule):
         **kwargs,
     ) -> None:
         given = locals()
+        self.check_own_arguments(given, SyntheticEEGDataModule)
         # explicit, not save_hyperparameters: under LightningCLI nested datamodules get the CLI's hparams
         self.spec = SyntheticCorpusSpec(**{f.name: given[f.name] for f in fields(SyntheticCorpusSpec)})
         super().__init__(**kwargs)
