@@ -155,3 +155,12 @@ def test_an_unknown_argument_of_a_chosen_class_is_named_as_given(given: str, own
     )
     code, text = _call(["fit", "--config", config, f"{owner}.help", target])
     assert code == 0 and takes in text, text[-800:]
+
+
+def test_an_unknown_argument_given_in_two_places_names_both() -> None:
+    """jsonargparse does not say which ``batch_size`` it refused: naming one would be a guess."""
+    config = str(ROOT / "experiments" / "synthetic.yaml")
+    good, bad = "--data.init_args.source.init_args.batch_size", "--model.batch_size"
+    code, text = _call(["fit", "--config", config, good, "64", bad, "3"])
+    assert code == 2, text
+    assert f"one of {good}, {bad}: the class chosen there takes no such argument" in text, text

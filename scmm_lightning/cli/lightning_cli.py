@@ -65,13 +65,15 @@ def short_error(message: str, command_line: Sequence[str] = ()) -> str:
             return f"option {path}: {r.group(1)} is out of range; allowed: {r.group(2).replace('v', 'value')}"
     m = _NOT_ACCEPTED.search(message)
     given = _given(command_line, m.group(1)) if m else []
-    if given:  # jsonargparse names an unknown argument of a chosen class without its path
+    if len(given) == 1:  # jsonargparse names an unknown argument of a chosen class without its path
         owner = given[0][: -len(m.group(1)) - 1].removesuffix(".init_args")
         subcommand = command_line[0] if command_line and not command_line[0].startswith("-") else "fit"
         return (
             f"option {given[0]}: the class chosen for {owner[2:]} takes no argument {m.group(1)!r} "
             f"(python -m scmm_lightning {subcommand} [--config ...] {owner}.help CLASS_PATH lists the ones it takes)"
         )
+    if given:  # which of them jsonargparse means, it does not say
+        return f"{message} (one of {', '.join(given)}: the class chosen there takes no such argument)"
     return message
 
 
