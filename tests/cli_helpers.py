@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from scmm_lightning.cli import main
@@ -59,3 +60,46 @@ def in_process(command: list[str]) -> subprocess.CompletedProcess:
             else:
                 code = exit_.code or 0
     return subprocess.CompletedProcess(command, code, out.getvalue(), err.getvalue())
+
+
+class _Built(BaseException):  # not an Exception: no script's `except Exception` may swallow it
+    pass
+
+
+def built_parser(run: Callable[[], object]):  # noqa: ANN201
+    """The ``argparse`` parser ``run()`` builds, caught at its ``parse_args`` call, so nothing after
+    it runs. Patches its own scope only (a test's ``monkeypatch`` may hold fixtures' environment)."""
+    import argparse
+    import contextlib
+    import io
+
+    import pytest
+
+    def stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
+        raise _Built(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", stop)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                run()
+        except _Built as built:
+            return built.args[0]
+    raise AssertionError(f"{run} returned without parsing its arguments")
+
+
+def script_parser(script: Path):  # noqa: ANN201
+    """The parser of ``python benchmarks/<script>.py``: :func:`built_parser` over the script run in
+    this process as ``__main__``, its folder first on ``sys.path`` as ``python script`` has it."""
+    import runpy
+    import sys
+
+    import pytest
+
+    def run() -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", [str(script)])
+            patch.setattr(sys, "path", [str(script.parent), *sys.path])
+            runpy.run_path(str(script), run_name="__main__")
+
+    return built_parser(run)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import built_parser, in_process, script_parser
 
 from scmm_lightning.cli import main
 from scmm_lightning.cli.options import unknown_option_hint
@@ -18,36 +17,6 @@ from scmm_lightning.cli.options import unknown_option_hint
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if "ArgumentParser" in p.read_text())
 CLI_MODULES = ("export", "reproduce", "ablations")
-
-
-class _Built(BaseException):  # not an Exception: no script's `except Exception` may swallow it
-    pass
-
-
-def built_parser(run) -> argparse.ArgumentParser:  # noqa: ANN001
-    """The parser ``run()`` builds, caught at its ``parse_args`` (nothing after it runs)."""
-
-    def stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
-        raise _Built(self)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(argparse.ArgumentParser, "parse_args", stop)
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):
-                run()
-        except _Built as built:
-            return built.args[0]
-    raise AssertionError("no parser was built")
-
-
-def run_script(script: Path):  # noqa: ANN201
-    def run() -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(sys, "argv", [str(script)])
-            patch.setattr(sys, "path", [str(script.parent), *sys.path])
-            runpy.run_path(str(script), run_name="__main__")
-
-    return run
 
 
 def refusals(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
@@ -73,7 +42,7 @@ def refusals(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_no_benchmark_script_completes_an_abbreviated_option(script: Path) -> None:
-    found = refusals(built_parser(run_script(script)))
+    found = refusals(script_parser(script))
     assert found, f"{script.name}: no long option checked"
     for option, message in found:
         assert f"did you mean {option}" in message or f"or {option}" in message, message
@@ -88,13 +57,8 @@ def test_no_subcommand_completes_an_abbreviated_option(module: str) -> None:
 
 
 def _call(args: list[str]) -> tuple[int, str]:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        try:
-            main(args)
-        except SystemExit as stop:
-            return (stop.code if isinstance(stop.code, int) else 1), buffer.getvalue()
-    return 0, buffer.getvalue()
+    done = in_process(["python", "-m", "scmm_lightning", *args])
+    return done.returncode, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ import contextlib
 import io
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import script_parser
 from readme_commands import Command, config_comment_commands, parse, readme_commands
 
 from scmm_lightning.cli import main
@@ -126,36 +126,20 @@ def _run_dirs(out: Path) -> list[str]:
     return ["--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)]
 
 
-class _Parsed(BaseException):  # not an Exception: no script's `except Exception` may swallow it
-    pass
-
-
 def benchmark_arguments(words: list[str] | tuple[str, ...]) -> argparse.Namespace:
-    """``python benchmarks/<script>.py ARGS`` run in this process up to its argument parsing and
-    stopped there: the namespace it parsed. What fails there fails here (an AssertionError with
-    argparse's message): a missing script, an option it does not take, a value its ``type`` refuses
-    (real_eeg.py's ``--protocols`` and ``--methods`` check theirs). Patches its own scope only (the
-    test's ``monkeypatch`` also holds ``corpora_env``'s environment)."""
+    """``python benchmarks/<script>.py ARGS`` parsed by the script's own parser
+    (:func:`cli_helpers.script_parser`: nothing else of it runs): the namespace. What fails there
+    fails here (an AssertionError with argparse's message): a missing script, an option it does not
+    take, a value its ``type`` refuses (real_eeg.py's ``--protocols`` and ``--methods`` check theirs)."""
     script = ROOT / words[0]
     assert script.is_file(), f"{words[0]} does not exist"
-    original = argparse.ArgumentParser.parse_args
-
-    def parse_and_stop(self, args=None, namespace=None):  # noqa: ANN001, ANN202
-        raise _Parsed(original(self, args, namespace))
-
+    parser = script_parser(script)
     errors = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
-        patch.setattr(sys, "argv", [str(script), *words[1:]])
-        patch.setattr(sys, "path", [str(script.parent), *sys.path])  # as `python benchmarks/x.py` has it
-        try:
-            with contextlib.redirect_stderr(errors):
-                runpy.run_path(str(script), run_name="__main__")
-        except _Parsed as parsed:
-            return parsed.args[0]
-        except SystemExit:
-            raise AssertionError(f"{' '.join(words)}: {errors.getvalue().strip()[-1500:]}") from None
-    raise AssertionError(f"{words[0]} returned without parsing its arguments")
+    try:
+        with contextlib.redirect_stderr(errors):
+            return parser.parse_args(list(words[1:]))
+    except SystemExit:
+        raise AssertionError(f"{' '.join(words)}: {errors.getvalue().strip()[-1500:]}") from None
 
 
 def check_make(cmd: Command, data_root: Path) -> None:
